@@ -1,0 +1,199 @@
+"""Reading a fleet file: YAML to schema-checked items, then the cross-checks of `validate.py`.
+
+Every problem is collected, never the first only: list sections are checked item by item, and
+the cross-checks run on every item that parsed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+from ruamel.yaml import YAML
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+from vpsfleet.fleet import Fleet
+from vpsfleet.problems import Problem
+from vpsfleet.schema import (
+    HOSTNAME_LABEL,
+    LIST_SECTIONS,
+    MAPPING_SECTIONS,
+    REQUIRED_SECTIONS,
+    Policy,
+    Provider,
+)
+
+KNOWN_SECTIONS = ("environment", *MAPPING_SECTIONS, *LIST_SECTIONS)
+
+
+class FleetInvalid(Exception):
+    """The fleet file has problems; nothing may be declared or applied from it."""
+
+    def __init__(self, source: Path | str, problems: list[Problem]) -> None:
+        self.source = str(source)
+        self.problems = problems
+        super().__init__(self.render())
+
+    def render(self) -> str:
+        return "\n".join(p.render(self.source) for p in self.problems)
+
+
+def read_yaml(text: str) -> tuple[Any, list[Problem]]:
+    """Parses YAML with the fast safe loader (validation reads, it never writes)."""
+    try:
+        return YAML(typ="safe").load(text), []
+    except MarkedYAMLError as err:
+        mark = err.problem_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown position"
+        return None, [Problem("", f"not valid YAML at {where}: {err.problem}")]
+    except YAMLError as err:
+        return None, [Problem("", f"not valid YAML: {err}")]
+
+
+def policy_defaults() -> dict[str, Any]:
+    text = resources.files("vpsfleet").joinpath("policy-defaults.yml").read_text()
+    data: dict[str, Any] = YAML(typ="safe").load(text)
+    return data
+
+
+def merge(base: Any, override: Any) -> Any:
+    """Mappings merge key by key; anything else in `override` replaces `base`."""
+    if isinstance(base, dict) and isinstance(override, dict):
+        merged = dict(base)
+        for key, value in override.items():
+            merged[key] = merge(base.get(key), value) if key in base else value
+        return merged
+    return override
+
+
+def _loc_to_path(prefix: str, loc: tuple[int | str, ...]) -> str:
+    path = prefix
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        else:
+            path += f".{part}" if path else part
+    return path
+
+
+def _message(error: Any) -> str:
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        return "unknown key (is it misspelt?)"
+    if kind == "missing":
+        return "required key is missing"
+    msg = str(error["msg"])
+    if msg.startswith("Value error, "):
+        msg = msg[len("Value error, ") :]
+    if kind == "value_error":
+        return msg
+    return f"{msg} (got {error['input']!r})"
+
+
+def _schema_problems(prefix: str, err: ValidationError) -> list[Problem]:
+    problems = []
+    for error in err.errors():
+        loc = tuple(error["loc"])
+        problems.append(Problem(_loc_to_path(prefix, loc), _message(error)))
+    return problems
+
+
+def parse(data: Any, source: Path) -> tuple[Fleet | None, list[Problem]]:
+    """Schema checks: the file's shape, each item on its own. Returns the items that parsed."""
+    if not isinstance(data, dict):
+        kind = "empty" if data is None else type(data).__name__
+        return None, [Problem("", f"a fleet file must be a YAML mapping at the top, not {kind}")]
+    problems: list[Problem] = []
+    for key in data:
+        if key not in KNOWN_SECTIONS:
+            problems.append(Problem(str(key), "unknown top-level section (is it misspelt?)"))
+    for key in REQUIRED_SECTIONS:
+        if key not in data:
+            problems.append(Problem(key, "required section is missing"))
+
+    environment = data.get("environment")
+    if "environment" in data and (
+        not isinstance(environment, str) or not HOSTNAME_LABEL.match(environment)
+    ):
+        problems.append(Problem("environment", f"{environment!r} is not a valid name"))
+
+    policy: Policy | None = None
+    try:
+        policy = Policy.model_validate(merge(policy_defaults(), data.get("policy") or {}))
+    except ValidationError as err:
+        problems += _schema_problems("policy", err)
+    provider: Provider | None = None
+    if "provider" in data:
+        try:
+            provider = Provider.model_validate(data["provider"])
+        except ValidationError as err:
+            problems += _schema_problems("provider", err)
+
+    sections: dict[str, list[BaseModel]] = {}
+    positions: dict[str, list[int]] = {}
+    for section, model in LIST_SECTIONS.items():
+        raw = data.get(section)
+        sections[section], positions[section] = [], []
+        if raw is None:
+            continue
+        if not isinstance(raw, list):
+            problems.append(Problem(section, f"must be a list, not {type(raw).__name__}"))
+            continue
+        for index, item in enumerate(raw):
+            try:
+                sections[section].append(model.model_validate(item))
+                positions[section].append(index)
+            except ValidationError as err:
+                problems += _schema_problems(f"{section}[{index}]", err)
+
+    if policy is None or provider is None or not isinstance(environment, str):
+        return None, problems
+    fleet = Fleet(
+        source=source,
+        environment=environment,
+        policy=policy,
+        provider=provider,
+        positions=positions,
+        **sections,  # type: ignore[arg-type]
+    )
+    return fleet, problems
+
+
+def check_fleet(
+    path: Path | str,
+    *,
+    today: dt.date | None = None,
+    unallocated_ok: frozenset[str] = frozenset(),
+    text: str | None = None,
+) -> tuple[Fleet | None, list[Problem]]:
+    """Every problem of the fleet file at `path`, and the fleet if it could be read at all.
+
+    `unallocated_ok` names guests that may lack an IPv4 (the allocator uses it for the guest it
+    is about to number).
+    """
+    from vpsfleet.validate import cross_check  # validate imports this module's types
+
+    source = Path(path)
+    if text is None:
+        try:
+            text = source.read_text()
+        except OSError as err:
+            return None, [Problem("", f"cannot read the fleet file: {err.strerror}")]
+    data, problems = read_yaml(text)
+    if problems:
+        return None, problems
+    fleet, problems = parse(data, source)
+    if fleet is not None:
+        problems += cross_check(fleet, today=today or dt.date.today(), unallocated_ok=unallocated_ok)
+    return fleet, problems
+
+
+def load_fleet(path: Path | str, *, today: dt.date | None = None) -> Fleet:
+    """The fleet at `path`, or `FleetInvalid` with every problem: never a partial fleet."""
+    fleet, problems = check_fleet(path, today=today)
+    if problems or fleet is None:
+        raise FleetInvalid(path, problems)
+    return fleet

@@ -1,0 +1,24 @@
+"""A problem found in a fleet file: where it is and what is wrong."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, order=True)
+class Problem:
+    location: str  # a path into the file, e.g. "guests[2].ipv4"; "" for the file itself
+    message: str
+
+    def render(self, source: str) -> str:
+        if self.location:
+            return f"{source}: {self.location}: {self.message}"
+        return f"{source}: {self.message}"
+
+
+def item_path(section: str, index: int, *rest: str | int) -> str:
+    """`item_path("guests", 2, "ipv4")` -> "guests[2].ipv4"."""
+    path = f"{section}[{index}]"
+    for part in rest:
+        path += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return path
