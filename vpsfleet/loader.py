@@ -7,7 +7,6 @@ the cross-checks run on every item that parsed.
 from __future__ import annotations
 
 import datetime as dt
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +53,7 @@ def read_yaml(text: str) -> tuple[Any, list[Problem]]:
 
 
 def policy_defaults() -> dict[str, Any]:
-    text = resources.files("vpsfleet").joinpath("policy-defaults.yml").read_text()
+    text = (Path(__file__).parent / "policy-defaults.yml").read_text()
     data: dict[str, Any] = YAML(typ="safe").load(text)
     return data
 
