@@ -29,7 +29,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = args.run(args)
     except FleetInvalid as err:
         print(err.render(), file=sys.stderr)
-        print(f"{len(err.problems)} problem(s): nothing was changed.", file=sys.stderr)
+        print(f"{len(err.problems)} problem(s): fix them first; nothing was applied.", file=sys.stderr)
         return 1
     except UnknownEnvironment as err:
         print(f"vpsfleet: {err}", file=sys.stderr)

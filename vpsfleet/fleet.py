@@ -46,6 +46,9 @@ class Fleet:
     # For each section, the index in the file of each parsed item (items that failed to parse
     # are absent from the lists above, so positions are kept to report problems where they are).
     positions: dict[str, list[int]] = field(default_factory=dict)
+    # Names of items that are declared but failed the schema: references to them are not
+    # reported a second time as unknown.
+    declared_invalid: dict[str, set[str]] = field(default_factory=dict)
 
     def where(self, section: str, parsed_index: int) -> int:
         return self.positions[section][parsed_index]

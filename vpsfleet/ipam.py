@@ -8,6 +8,7 @@ datacenter, so adding or removing a guest never renumbers another.
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import io
 import ipaddress
@@ -112,6 +113,22 @@ def _write_checked(path: Path, doc: Any, today: dt.date) -> None:
     os.replace(tmp, path)
 
 
+def _move_trailing_lines(item: CommentedMap, before: str, after: str) -> None:
+    """ruamel keeps the blank lines that follow a mapping with its last key; a key appended
+    after it must take them, or they would end up between the two keys."""
+    comments = item.ca.items.get(before)
+    if not comments or len(comments) < 3 or comments[2] is None:
+        return
+    token = comments[2]
+    own, newline, rest = token.value.partition("\n")
+    if not rest:
+        return
+    moved = copy.copy(token)
+    moved.value = rest if own.strip() else "\n" + rest
+    token.value = own + newline
+    item.ca.items[after] = [None, None, moved, None]
+
+
 def allocate(path: Path, name: str, *, today: dt.date | None = None) -> ipaddress.IPv4Address:
     """Gives guest (or dedicated server) `name` the lowest free address of its datacenter and
     writes it into the fleet file. Refuses, changing nothing, if the fleet has any other
@@ -145,6 +162,8 @@ def allocate(path: Path, name: str, *, today: dt.date | None = None) -> ipaddres
     if "datacenter" in keys and "image" not in keys:
         position = keys.index("datacenter") + 1
     item.insert(position, "ipv4", str(address))
+    if position == len(keys) and keys:
+        _move_trailing_lines(item, keys[-1], "ipv4")
     _write_checked(path, doc, today)
     return address
 

@@ -7,6 +7,7 @@ the cross-checks run on every item that parsed.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from pathlib import Path
 from typing import Any
 
@@ -100,6 +101,29 @@ def _schema_problems(prefix: str, err: ValidationError) -> list[Problem]:
     return problems
 
 
+def _raw_name(item: Any) -> str | None:
+    """The name of an item that failed the schema, so that references to it are not also
+    reported as unknown (one problem, reported once)."""
+    if isinstance(item, dict):
+        for key in ("name", "code", "id"):
+            if isinstance(item.get(key), str):
+                return str(item[key])
+    return None
+
+
+def _sort_key(order: dict[str, int]) -> Any:
+    """Problems in file order: by section as written, then by item index."""
+
+    def key(problem: Problem) -> tuple[int, list[tuple[int, int | str]]]:
+        parts = re.findall(r"[^.\[\]]+", problem.location)
+        if not parts:
+            return (-1, [])
+        rest = [(0, int(p)) if p.isdigit() else (1, p) for p in parts[1:]]
+        return (order.get(parts[0], len(order)), rest)
+
+    return key
+
+
 def parse(data: Any, source: Path) -> tuple[Fleet | None, list[Problem]]:
     """Schema checks: the file's shape, each item on its own. Returns the items that parsed."""
     if not isinstance(data, dict):
@@ -133,6 +157,7 @@ def parse(data: Any, source: Path) -> tuple[Fleet | None, list[Problem]]:
 
     sections: dict[str, list[BaseModel]] = {}
     positions: dict[str, list[int]] = {}
+    declared_invalid: dict[str, set[str]] = {}
     for section, model in LIST_SECTIONS.items():
         raw = data.get(section)
         sections[section], positions[section] = [], []
@@ -147,6 +172,9 @@ def parse(data: Any, source: Path) -> tuple[Fleet | None, list[Problem]]:
                 positions[section].append(index)
             except ValidationError as err:
                 problems += _schema_problems(f"{section}[{index}]", err)
+                name = _raw_name(item)
+                if name is not None:
+                    declared_invalid.setdefault(section, set()).add(name)
 
     if policy is None or provider is None or not isinstance(environment, str):
         return None, problems
@@ -156,6 +184,7 @@ def parse(data: Any, source: Path) -> tuple[Fleet | None, list[Problem]]:
         policy=policy,
         provider=provider,
         positions=positions,
+        declared_invalid=declared_invalid,
         **sections,  # type: ignore[arg-type]
     )
     return fleet, problems
@@ -187,6 +216,8 @@ def check_fleet(
     fleet, problems = parse(data, source)
     if fleet is not None:
         problems += cross_check(fleet, today=today or dt.date.today(), unallocated_ok=unallocated_ok)
+    order = {key: rank for rank, key in enumerate(data)} if isinstance(data, dict) else {}
+    problems.sort(key=_sort_key(order))
     return fleet, problems
 
 

@@ -30,12 +30,12 @@ def cross_check(
     problems: list[Problem] = []
     problems += _duplicate_names(fleet)
     problems += _pools(fleet)
-    problems += _references(fleet)
+    problems += _drop_cascades(fleet, _references(fleet))
     claims, missing = _address_claims(fleet, unallocated_ok)
     problems += missing
     problems += _addresses(fleet, claims, today)
     problems += _capacity(fleet)
-    problems += _backup_stores(fleet)
+    problems += _drop_cascades(fleet, _backup_stores(fleet))
     return problems
 
 
@@ -107,6 +107,31 @@ def _unknown(where: str, kind: str, name: str) -> Problem:
     return Problem(where, f"unknown {kind} {name!r}")
 
 
+SECTION_OF_KIND = {
+    "datacenter": "datacenters",
+    "host": "hosts",
+    "plan": "plans",
+    "offer": "offers",
+    "customer": "customers",
+    "backup store": "backup_stores",
+}
+
+
+def _drop_cascades(fleet: Fleet, problems: list[Problem]) -> list[Problem]:
+    """A reference to an item that failed the schema was already reported with that item."""
+    kept = []
+    for problem in problems:
+        for kind, section in SECTION_OF_KIND.items():
+            prefix = f"unknown {kind} "
+            if problem.message.startswith(prefix):
+                name = problem.message[len(prefix):].strip("'\"")
+                if name in fleet.declared_invalid.get(section, set()):
+                    break
+        else:
+            kept.append(problem)
+    return kept
+
+
 def _references(fleet: Fleet) -> list[Problem]:
     problems = []
     for i, host in enumerate(fleet.hosts):
@@ -153,7 +178,12 @@ def _references(fleet: Fleet) -> list[Problem]:
                     Problem(where, f"store {store.name} is in {store.datacenter}, the guest's own "
                             "datacenter: backups must be offsite (M20)")
                 )
-        elif host is not None and fleet.backup_enabled(guest) and fleet.store_for(guest) is None:
+        elif (
+            host is not None
+            and fleet.datacenter(host.datacenter) is not None
+            and fleet.backup_enabled(guest)
+            and fleet.store_for(guest) is None
+        ):
             if guest.state is not GuestState.TERMINATED:
                 problems.append(
                     Problem(item_path("guests", at),
@@ -237,14 +267,18 @@ def _addresses(fleet: Fleet, claims: list[AddressClaim], today: dt.date) -> list
             first_claim[address] = claim
         found = fleet.pool_of(address)
         if found is None:
-            if claim.datacenter is not None:
+            if claim.datacenter is not None and fleet.datacenter(claim.datacenter) is not None:
                 problems.append(
                     Problem(claim.location, f"{address} is outside every pool of datacenter "
                             f"{claim.datacenter}")
                 )
         else:
             dc, pool = found
-            if claim.datacenter is not None and dc.code != claim.datacenter:
+            if (
+                claim.datacenter is not None
+                and fleet.datacenter(claim.datacenter) is not None
+                and dc.code != claim.datacenter
+            ):
                 problems.append(
                     Problem(claim.location, f"{address} belongs to pool {pool.name} of datacenter "
                             f"{dc.code}, but the {claim.owner} runs in {claim.datacenter}: "

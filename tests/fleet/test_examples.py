@@ -1,0 +1,43 @@
+"""The two example environments are valid and cover what the issue asks of them."""
+
+from __future__ import annotations
+
+import ipaddress
+
+from vpsfleet.loader import load_fleet
+from vpsfleet.schema import GuestState, OfferKind
+
+from .conftest import REPO, TODAY
+
+DOC_RANGES = [ipaddress.ip_network(n) for n in ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24")]
+
+
+def test_lab_has_one_host_managed_and_unmanaged_guests_a_database_and_an_offsite_store() -> None:
+    fleet = load_fleet(REPO / "inventories/lab/fleet.yml", today=TODAY)
+    assert len(fleet.hosts) == 1 and fleet.hosts[0].uri == "qemu:///system"
+    assert 3 <= len(fleet.guests) <= 4
+    kinds = {fleet.offer(g.offer).kind for g in fleet.guests}  # type: ignore[union-attr]
+    assert {OfferKind.MANAGED_VPS, OfferKind.UNMANAGED_VPS} <= kinds
+    assert any("mariadb" in g.services for g in fleet.guests)
+    guest_dcs = {fleet.guest_datacenter(g) for g in fleet.guests}
+    assert all(s.datacenter not in guest_dcs for s in fleet.backup_stores)
+
+
+def test_example_production_uses_every_offer_and_plan_across_three_datacenters() -> None:
+    fleet = load_fleet(REPO / "inventories/example-production/fleet.yml", today=TODAY)
+    assert len(fleet.datacenters) == 3
+    assert all(sum(h.datacenter == dc.code for h in fleet.hosts) >= 2 for dc in fleet.datacenters)
+    assert 35 <= len(fleet.guests) <= 45
+    assert len(fleet.backup_stores) == 2
+    used_offers = {g.offer for g in fleet.guests} | {s.offer for s in fleet.dedicated_servers}
+    assert used_offers == {o.name for o in fleet.offers}
+    assert {g.plan for g in fleet.guests} == {p.name for p in fleet.plans}
+    assert {g.state for g in fleet.guests} == set(GuestState)
+
+
+def test_examples_use_documentation_ranges_only() -> None:
+    for env in ("lab", "example-production"):
+        fleet = load_fleet(REPO / "inventories" / env / "fleet.yml", today=TODAY)
+        for dc in fleet.datacenters:
+            for pool in dc.pools:
+                assert any(pool.network.subnet_of(r) for r in DOC_RANGES), pool.network  # type: ignore[arg-type]
