@@ -1,0 +1,188 @@
+"""Ansible inventory from the fleet file: the same guests, addresses and offers Pulumi declares.
+
+The inventory source is a small YAML file (`inventories/<env>/vpsfleet.yml`) that names this
+plugin and the fleet file beside it. The fleet is loaded and validated by the `vpsfleet`
+package; a fleet with a problem fails the inventory with the validator's message, so that no
+play ever runs against a fleet that would not be declared.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from ansible.errors import AnsibleParserError
+
+from ansible.plugins.inventory import BaseInventoryPlugin
+
+DOCUMENTATION = r"""
+name: vpsfleet
+short_description: the vpsfleet fleet file as an inventory
+description:
+  - Reads C(fleet.yml) through the vpsfleet package (validation included).
+  - Groups guests by datacenter (C(dc_<code>)), hypervisor host (C(hv_<name>)),
+    customer (C(customer_<id>)), offer name (C(offer_<name>)), offer kind
+    (C(managed), C(unmanaged), C(dedicated)) and state (C(active), C(suspended)).
+    Terminated guests are absent.
+  - Function groups C(guests), C(hypervisors), C(backup_stores), C(monitors).
+options:
+  plugin:
+    description: the name of this plugin, to recognise the source file.
+    required: true
+    choices: [vpsfleet]
+  fleet:
+    description: the fleet file, relative to this source file.
+    type: str
+    default: fleet.yml
+"""
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9_]")
+
+# Offer kinds as the plays know them (M13: who is root follows from the kind).
+KIND_GROUPS = {"managed_vps": "managed", "unmanaged_vps": "unmanaged", "dedicated": "dedicated"}
+
+
+def group_name(prefix: str, name: str) -> str:
+    """A group name Ansible accepts without warnings: `dc_lab_a` for datacenter `lab-a`."""
+    return _UNSAFE.sub("_", f"{prefix}_{name}")
+
+
+def _plain(model: Any) -> Any:
+    """A pydantic model as plain YAML-able data (addresses and dates as strings)."""
+    return model.model_dump(mode="json")
+
+
+class InventoryModule(BaseInventoryPlugin):  # type: ignore[misc]
+    NAME = "vpsfleet"
+
+    def verify_file(self, path: str) -> bool:
+        return bool(super().verify_file(path)) and path.endswith(("vpsfleet.yml", "vpsfleet.yaml"))
+
+    def parse(self, inventory: Any, loader: Any, path: str, cache: bool = True) -> None:
+        super().parse(inventory, loader, path, cache)
+        self._read_config_data(path)
+        fleet_file = Path(path).parent / self.get_option("fleet")
+        try:
+            # The loader module itself: correct whether the package is installed or editable.
+            from vpsfleet.loader import FleetInvalid, load_fleet
+        except ImportError as err:
+            raise AnsibleParserError(
+                f"the vpsfleet package is not importable by Ansible's Python ({err}); "
+                "run Ansible from the project's virtualenv"
+            ) from err
+        try:
+            fleet = load_fleet(fleet_file)
+        except FleetInvalid as err:
+            raise AnsibleParserError(f"the fleet file is invalid:\n{err.render()}") from err
+        except OSError as err:
+            raise AnsibleParserError(f"cannot read the fleet file {fleet_file}: {err}") from err
+        self._populate(fleet)
+
+    # --- building the inventory --------------------------------------------------------------
+
+    def _group(self, name: str, parent: str | None = None) -> str:
+        self.inventory.add_group(name)
+        if parent:
+            self.inventory.add_group(parent)
+            self.inventory.add_child(parent, name)
+        return name
+
+    def _host(self, name: str, groups: list[str], variables: dict[str, Any]) -> None:
+        self.inventory.add_host(name)
+        for group in groups:
+            self._group(group)
+            self.inventory.add_child(group, name)
+        for key, value in variables.items():
+            self.inventory.set_variable(name, key, value)
+
+    def _populate(self, fleet: Any) -> None:
+        for function in ("guests", "hypervisors", "backup_stores", "monitors"):
+            self._group(function)
+        provider = _plain(fleet.provider)
+        self.inventory.set_variable("all", "vpsfleet_environment", fleet.environment)
+        self.inventory.set_variable("all", "vpsfleet_provider", provider)
+        self.inventory.set_variable(
+            "all", "vpsfleet_monitor_addresses", [str(m.address) for m in fleet.monitors]
+        )
+        self.inventory.set_variable("all", "vpsfleet_policy_backup", _plain(fleet.policy.backup))
+
+        datacenters = {dc.code: dc for dc in fleet.datacenters}
+        for host in fleet.hosts:
+            variables: dict[str, Any] = {
+                "vpsfleet_datacenter": host.datacenter,
+                "vpsfleet_libvirt_uri": host.uri,
+                "vpsfleet_domain_type": host.domain_type,
+                "vpsfleet_bridge": host.bridge,
+            }
+            if host.ipv4 is not None:
+                variables["ansible_host"] = str(host.ipv4)
+            self._host(host.name, ["hypervisors", group_name("dc", host.datacenter)], variables)
+
+        for guest in fleet.guests:
+            if guest.state.value == "terminated":
+                continue  # M11: deleted with its data; nothing left to configure
+            self._add_guest(fleet, guest, datacenters)
+
+        for store in fleet.backup_stores:
+            self._host(
+                store.name,
+                ["backup_stores", group_name("dc", store.datacenter)],
+                {
+                    "ansible_host": str(store.address),
+                    "vpsfleet_datacenter": store.datacenter,
+                    "vpsfleet_store": _plain(store),
+                },
+            )
+        for monitor in fleet.monitors:
+            self._host(
+                monitor.name,
+                ["monitors", group_name("dc", monitor.datacenter)],
+                {"ansible_host": str(monitor.address), "vpsfleet_datacenter": monitor.datacenter},
+            )
+
+    def _add_guest(self, fleet: Any, guest: Any, datacenters: dict[str, Any]) -> None:
+        offer = fleet.offer(guest.offer)
+        customer = fleet.customer(guest.customer)
+        dc_code = fleet.guest_datacenter(guest)
+        store = fleet.store_for(guest)
+        backup_enabled = fleet.backup_enabled(guest)
+        groups = [
+            "guests",
+            group_name("dc", dc_code),
+            group_name("hv", guest.host),
+            group_name("customer", guest.customer),
+            group_name("offer", guest.offer),
+            KIND_GROUPS[offer.kind.value],
+            guest.state.value,
+        ]
+        if backup_enabled:
+            groups.append("backup_clients")
+        variables: dict[str, Any] = {
+            "vpsfleet_datacenter": dc_code,
+            "vpsfleet_hypervisor": guest.host,
+            "vpsfleet_state": guest.state.value,
+            "vpsfleet_plan": _plain(fleet.plan(guest.plan)),
+            "vpsfleet_offer": _plain(offer),
+            "vpsfleet_customer": {
+                "id": customer.id,
+                "name": customer.name,
+                "email": customer.email,
+                "language": customer.language,
+                "ssh_keys": list(customer.ssh_keys),
+            },
+            "vpsfleet_image": guest.image,
+            "vpsfleet_services": list(guest.services),
+            "vpsfleet_maintenance_window": guest.maintenance_window,
+            "vpsfleet_dns_resolvers": [str(r) for r in datacenters[dc_code].dns_resolvers],
+            "vpsfleet_backup": {
+                "enabled": backup_enabled,
+                "paths": fleet.backup_paths(guest),
+                "databases": guest.backup.databases,
+                "store": _plain(store) if store is not None else None,
+            },
+        }
+        if guest.ipv4 is not None:
+            variables["ansible_host"] = str(guest.ipv4)
+            variables["vpsfleet_ipv4"] = str(guest.ipv4)
+        self._host(guest.name, groups, variables)

@@ -1,0 +1,147 @@
+"""The inventory plugin: the fleet file as Ansible groups and host variables."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from ruamel.yaml import YAML
+
+from tests.ansible.conftest import REPO, run_inventory
+from vpsfleet.loader import FleetInvalid, load_fleet
+
+Inventory = Callable[[str], dict[str, Any]]
+
+
+def members(inv: dict[str, Any], group: str) -> set[str]:
+    """Hosts of a group, its child groups included (as `ansible-inventory --list` nests them)."""
+    node = inv.get(group, {})
+    hosts = set(node.get("hosts", []))
+    for child in node.get("children", []):
+        hosts |= members(inv, child)
+    return hosts
+
+
+def hostvars(inv: dict[str, Any], host: str) -> dict[str, Any]:
+    variables: dict[str, Any] = inv["_meta"]["hostvars"][host]
+    return variables
+
+
+def test_lab_graph_shows_function_offer_and_customer_groups() -> None:
+    result = run_inventory("--graph")  # the default inventory of ansible.cfg: the lab
+    assert result.returncode == 0, result.stderr
+    for group in (
+        "@guests:",
+        "@hypervisors:",
+        "@backup_stores:",
+        "@monitors:",
+        "@managed:",
+        "@unmanaged:",
+        "@dc_lab_a:",
+        "@hv_labhv1:",
+        "@customer_c_alpha:",
+    ):
+        assert group in result.stdout
+
+
+def test_lab_guests_are_grouped_by_offer_kind(inventory_of: Inventory) -> None:
+    inv = inventory_of("lab")
+    assert members(inv, "managed") == {"alpha-web", "alpha-app"}
+    assert members(inv, "unmanaged") == {"bravo-vps", "bravo-dev"}
+    assert members(inv, "guests") == {"alpha-web", "alpha-app", "bravo-vps", "bravo-dev"}
+    assert members(inv, "hypervisors") == {"labhv1"}
+    assert members(inv, "backup_stores") == {"labstore1"}
+    assert members(inv, "monitors") == {"labmon1"}
+    assert members(inv, "dc_lab_b") == {"labstore1", "labmon1"}
+    assert members(inv, "customer_c_bravo") == {"bravo-vps", "bravo-dev"}
+
+
+def test_lab_guest_variables_come_from_the_fleet(inventory_of: Inventory) -> None:
+    web = hostvars(inventory_of("lab"), "alpha-web")
+    assert web["ansible_host"] == "198.51.100.10"
+    assert web["vpsfleet_plan"]["name"] == "vps-m"
+    assert web["vpsfleet_offer"]["kind"] == "managed_vps"
+    assert web["vpsfleet_offer"]["root"] == "provider"
+    assert web["vpsfleet_customer"]["email"] == "admin@alpha.example.com"
+    assert web["vpsfleet_customer"]["language"] == "fr"
+    assert web["vpsfleet_backup"]["enabled"] is True
+    assert web["vpsfleet_backup"]["paths"] == ["/data/www"]
+    assert web["vpsfleet_backup"]["store"]["name"] == "labstore1"
+    assert web["vpsfleet_dns_resolvers"] == ["198.51.100.2"]
+    # The provider (operators, relay) is known to every host.
+    assert web["vpsfleet_provider"]["relay"] == {"host": "relay.lab.example.net", "port": 587}
+    assert web["vpsfleet_monitor_addresses"] == ["203.0.113.20"]
+
+
+def test_lab_guest_without_backup_has_no_store(inventory_of: Inventory) -> None:
+    dev = hostvars(inventory_of("lab"), "bravo-dev")
+    assert dev["vpsfleet_backup"]["enabled"] is False
+    assert "bravo-dev" not in members(inventory_of("lab"), "backup_clients")
+    assert hostvars(inventory_of("lab"), "labstore1")["ansible_host"] == "203.0.113.10"
+
+
+def test_production_has_every_live_guest_and_no_terminated_one(inventory_of: Inventory) -> None:
+    fleet = load_fleet(REPO / "inventories" / "example-production" / "fleet.yml")
+    inv = inventory_of("example-production")
+    live = {g.name for g in fleet.guests if g.state.value != "terminated"}
+    terminated = {g.name for g in fleet.guests if g.state.value == "terminated"}
+    suspended = {g.name for g in fleet.guests if g.state.value == "suspended"}
+    assert terminated, "the example fleet should show a terminated guest"
+    assert suspended, "the example fleet should show a suspended guest"
+    assert members(inv, "guests") == live
+    assert not terminated & set(inv["_meta"]["hostvars"])
+    assert members(inv, "suspended") == suspended
+    for guest in fleet.live_guests():
+        dc = fleet.guest_datacenter(guest)
+        assert dc is not None
+        assert guest.name in members(inv, "dc_" + dc.replace("-", "_"))
+        assert hostvars(inv, guest.name).get("ansible_host") == (
+            str(guest.ipv4) if guest.ipv4 else None
+        )
+
+
+def test_production_offer_groups_follow_who_is_root(inventory_of: Inventory) -> None:
+    fleet = load_fleet(REPO / "inventories" / "example-production" / "fleet.yml")
+    inv = inventory_of("example-production")
+    for guest in fleet.live_guests():
+        offer = fleet.offer(guest.offer)
+        assert offer is not None
+        group = "managed" if offer.root == "provider" else "unmanaged"
+        assert guest.name in members(inv, group), (guest.name, offer.name)
+        assert hostvars(inv, guest.name)["vpsfleet_offer"]["root"] == offer.root
+
+
+def test_production_graph_lists_every_datacenter() -> None:
+    fleet = load_fleet(REPO / "inventories" / "example-production" / "fleet.yml")
+    source = REPO / "inventories" / "example-production" / "vpsfleet.yml"
+    result = run_inventory("-i", str(source), "--graph")
+    assert result.returncode == 0, result.stderr
+    for dc in fleet.datacenters:
+        assert "@dc_" + dc.code.replace("-", "_") + ":" in result.stdout
+
+
+@pytest.fixture
+def broken_fleet(tmp_path: Path) -> Path:
+    """The lab fleet with two guests on one address: a copy, the original is never touched."""
+    yaml = YAML()
+    data = yaml.load((REPO / "inventories" / "lab" / "fleet.yml").read_text())
+    data["guests"][1]["ipv4"] = data["guests"][0]["ipv4"]
+    with (tmp_path / "fleet.yml").open("w") as out:
+        yaml.dump(data, out)
+    shutil.copy(REPO / "inventories" / "lab" / "vpsfleet.yml", tmp_path / "vpsfleet.yml")
+    return tmp_path
+
+
+def test_invalid_fleet_fails_the_inventory_with_the_validators_message(broken_fleet: Path) -> None:
+    with pytest.raises(FleetInvalid) as caught:
+        load_fleet(broken_fleet / "fleet.yml")
+    expected = caught.value.render()
+    assert "guests[1].ipv4" in expected
+
+    result = run_inventory("-i", str(broken_fleet / "vpsfleet.yml"), "--list")
+    assert result.returncode != 0
+    for line in expected.splitlines():
+        assert line in result.stderr
