@@ -1,0 +1,38 @@
+"""Who may log in to a guest (M13) and its initial access codes (M4)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+from vpsfleet.fleet import Fleet
+from vpsfleet.schema import Guest, OfferKind
+
+PASSWORD_LENGTH = 20
+# No look-alike characters: the password is read from an e-mail and typed on a console.
+PASSWORD_ALPHABET = "abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+
+
+def initial_password(seed: str, environment: str, guest: str) -> str:
+    """Derived from the stack's secret seed, so that it is stable across runs without being
+    stored anywhere but the stack's encrypted state (pulumi-random is not used: it would need a
+    provider plugin). ~117 bits of entropy given a secret seed."""
+    if not seed:
+        raise ValueError("the password seed is empty: pulumi config set --secret "
+                         "vpsfleet:passwordSeed <random>")
+    digest = hmac.new(seed.encode(), f"{environment}/{guest}".encode(), hashlib.sha512).digest()
+    return "".join(PASSWORD_ALPHABET[byte % len(PASSWORD_ALPHABET)]
+                   for byte in digest[:PASSWORD_LENGTH])
+
+
+def is_managed(fleet: Fleet, guest: Guest) -> bool:
+    offer = fleet.offer(guest.offer)
+    return offer is not None and offer.kind is OfferKind.MANAGED_VPS
+
+
+def root_keys(fleet: Fleet, guest: Guest) -> list[str]:
+    """M13: on a managed VPS the provider's operators alone are root; otherwise the customer."""
+    if is_managed(fleet, guest):
+        return [key for operator in fleet.provider.operators for key in operator.ssh_keys]
+    customer = fleet.customer(guest.customer)
+    return list(customer.ssh_keys) if customer else []
