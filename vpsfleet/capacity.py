@@ -31,7 +31,7 @@ def usage_by_host(fleet: Fleet) -> dict[str, HostUsage]:
         total[1] += plan.vcpu
         total[2] += plan.ram_mb
         total[3] += plan.disk_gb
-    usage = {}
+    usage: dict[str, HostUsage] = {}
     for host in fleet.hosts:
         count, vcpu, ram, disk = totals[host.name]
         usage.setdefault(

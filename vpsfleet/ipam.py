@@ -93,7 +93,7 @@ def _round_trip() -> YAML:
 def _find_machine(doc: Any, name: str) -> tuple[str, CommentedMap]:
     for section in ("guests", "dedicated_servers"):
         for item in doc.get(section) or []:
-            if isinstance(item, dict) and item.get("name") == name:
+            if isinstance(item, CommentedMap) and item.get("name") == name:
                 return section, item
     raise AllocationError(f"no guest or dedicated server named {name!r}")
 

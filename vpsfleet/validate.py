@@ -134,10 +134,10 @@ def _drop_cascades(fleet: Fleet, problems: list[Problem]) -> list[Problem]:
 
 def _references(fleet: Fleet) -> list[Problem]:
     problems = []
-    for i, host in enumerate(fleet.hosts):
-        if fleet.datacenter(host.datacenter) is None:
+    for i, hypervisor in enumerate(fleet.hosts):
+        if fleet.datacenter(hypervisor.datacenter) is None:
             where = item_path("hosts", fleet.where("hosts", i), "datacenter")
-            problems.append(_unknown(where, "datacenter", host.datacenter))
+            problems.append(_unknown(where, "datacenter", hypervisor.datacenter))
     profiles = fleet.policy.mitigation.profiles
     for i, guest in enumerate(fleet.guests):
         at = fleet.where("guests", i)
@@ -180,16 +180,16 @@ def _references(fleet: Fleet) -> list[Problem]:
                 )
         elif (
             host is not None
+            and guest.state is not GuestState.TERMINATED
             and fleet.datacenter(host.datacenter) is not None
             and fleet.backup_enabled(guest)
             and fleet.store_for(guest) is None
         ):
-            if guest.state is not GuestState.TERMINATED:
-                problems.append(
-                    Problem(item_path("guests", at),
-                            f"no backup store serves datacenter {host.datacenter} from another "
-                            "datacenter (M20)")
-                )
+            problems.append(
+                Problem(item_path("guests", at),
+                        f"no backup store serves datacenter {host.datacenter} from another "
+                        "datacenter (M20)")
+            )
     for i, server in enumerate(fleet.dedicated_servers):
         at = fleet.where("dedicated_servers", i)
         if fleet.datacenter(server.datacenter) is None:
