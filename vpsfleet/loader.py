@@ -6,15 +6,19 @@ the cross-checks run on every item that parsed.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import functools
+import gc
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
-from ruamel.yaml import YAML
-from ruamel.yaml.error import MarkedYAMLError, YAMLError
+import yaml
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
+from vpsfleet import yamlread
 from vpsfleet.fleet import Fleet
 from vpsfleet.problems import Problem
 from vpsfleet.schema import (
@@ -44,18 +48,18 @@ class FleetInvalid(Exception):
 def read_yaml(text: str) -> tuple[Any, list[Problem]]:
     """Parses YAML with the fast safe loader (validation reads, it never writes)."""
     try:
-        return YAML(typ="safe").load(text), []
-    except MarkedYAMLError as err:
+        return yamlread.load(text), []
+    except yaml.MarkedYAMLError as err:
         mark = err.problem_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown position"
         return None, [Problem("", f"not valid YAML at {where}: {err.problem}")]
-    except YAMLError as err:
+    except yaml.YAMLError as err:
         return None, [Problem("", f"not valid YAML: {err}")]
 
 
 def policy_defaults() -> dict[str, Any]:
     text = (Path(__file__).parent / "policy-defaults.yml").read_text()
-    data: dict[str, Any] = YAML(typ="safe").load(text)
+    data: dict[str, Any] = yamlread.load(text)
     return data
 
 
@@ -99,6 +103,11 @@ def _schema_problems(prefix: str, err: ValidationError) -> list[Problem]:
         loc = tuple(error["loc"])
         problems.append(Problem(_loc_to_path(prefix, loc), _message(error)))
     return problems
+
+
+@functools.cache
+def _list_adapter(model: type[BaseModel]) -> TypeAdapter[list[BaseModel]]:
+    return TypeAdapter(list[model])  # type: ignore[valid-type]
 
 
 def _raw_name(item: Any) -> str | None:
@@ -166,6 +175,14 @@ def parse(data: Any, source: Path) -> tuple[Fleet | None, list[Problem]]:
         if not isinstance(raw, list):
             problems.append(Problem(section, f"must be a list, not {type(raw).__name__}"))
             continue
+        try:
+            # The whole list in one call is several times faster than item by item; item by
+            # item is only needed to find which items parsed when some did not.
+            sections[section] = list(_list_adapter(model).validate_python(raw))
+            positions[section] = list(range(len(raw)))
+            continue
+        except ValidationError:
+            pass
         for index, item in enumerate(raw):
             try:
                 sections[section].append(model.model_validate(item))
@@ -190,6 +207,19 @@ def parse(data: Any, source: Path) -> tuple[Fleet | None, list[Problem]]:
     return fleet, problems
 
 
+@contextlib.contextmanager
+def paused_gc() -> Iterator[None]:
+    """Reading a large fleet allocates millions of objects and no cycles; the cyclic garbage
+    collector would rescan them over and over (3x the time at 10,000 guests)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def check_fleet(
     path: Path | str,
     *,
@@ -210,12 +240,15 @@ def check_fleet(
             text = source.read_text()
         except OSError as err:
             return None, [Problem("", f"cannot read the fleet file: {err.strerror}")]
-    data, problems = read_yaml(text)
-    if problems:
-        return None, problems
-    fleet, problems = parse(data, source)
-    if fleet is not None:
-        problems += cross_check(fleet, today=today or dt.date.today(), unallocated_ok=unallocated_ok)
+    with paused_gc():
+        data, problems = read_yaml(text)
+        if problems:
+            return None, problems
+        fleet, problems = parse(data, source)
+        if fleet is not None:
+            problems += cross_check(
+                fleet, today=today or dt.date.today(), unallocated_ok=unallocated_ok
+            )
     order = {key: rank for rank, key in enumerate(data)} if isinstance(data, dict) else {}
     problems.sort(key=_sort_key(order))
     return fleet, problems
