@@ -110,13 +110,15 @@ def _list_adapter(model: type[BaseModel]) -> TypeAdapter[list[BaseModel]]:
     return TypeAdapter(list[model])  # type: ignore[valid-type]
 
 
-def _raw_name(item: Any) -> str | None:
+REFERENCE_KEY = {"datacenters": "code", "customers": "id"}  # others are referred to by name
+
+
+def _raw_name(section: str, item: Any) -> str | None:
     """The name of an item that failed the schema, so that references to it are not also
     reported as unknown (one problem, reported once)."""
-    if isinstance(item, dict):
-        for key in ("name", "code", "id"):
-            if isinstance(item.get(key), str):
-                return str(item[key])
+    key = REFERENCE_KEY.get(section, "name")
+    if isinstance(item, dict) and isinstance(item.get(key), str):
+        return str(item[key])
     return None
 
 
@@ -189,7 +191,7 @@ def parse(data: Any, source: Path) -> tuple[Fleet | None, list[Problem]]:
                 positions[section].append(index)
             except ValidationError as err:
                 problems += _schema_problems(f"{section}[{index}]", err)
-                name = _raw_name(item)
+                name = _raw_name(section, item)
                 if name is not None:
                     declared_invalid.setdefault(section, set()).add(name)
 

@@ -48,7 +48,23 @@ def _time_of_day(value: str) -> str:
     return value
 
 
+SSH_PUBLIC_KEY = re.compile(
+    r"^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|sk-ssh-ed25519@openssh\.com"
+    r"|sk-ecdsa-sha2-nistp256@openssh\.com) [A-Za-z0-9+/]+={0,3}( \S.*)?$"
+)
+
+
+def _ssh_key(value: str) -> str:
+    if not SSH_PUBLIC_KEY.match(value):
+        start = value[:24] + ("..." if len(value) > 24 else "")
+        raise ValueError(
+            f"{start!r} is not an OpenSSH public key line (TYPE BASE64 [COMMENT], e.g. ssh-ed25519)"
+        )
+    return value
+
+
 Hostname = Annotated[str, AfterValidator(_hostname)]
+SshKey = Annotated[str, AfterValidator(_ssh_key)]
 PortSpec = Annotated[str, AfterValidator(_port_spec)]
 TimeOfDay = Annotated[str, AfterValidator(_time_of_day)]
 Email = Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
@@ -115,7 +131,7 @@ class Policy(Strict):
 
 class Operator(Strict):
     name: Hostname
-    ssh_keys: list[str] = Field(min_length=1)
+    ssh_keys: list[SshKey] = Field(min_length=1)
 
 
 class MailRelay(Strict):
@@ -232,7 +248,7 @@ class Customer(Strict):
     name: str
     email: Email
     language: Literal["fr", "en"] = "fr"
-    ssh_keys: list[str] = []
+    ssh_keys: list[SshKey] = []
 
 
 class GuestState(StrEnum):
