@@ -8,20 +8,14 @@ only show a resource's inputs.
 from __future__ import annotations
 
 import datetime as dt
-import sys
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from pulumi.runtime import mocks, rpc
+from vpsfleet_infra.program import build
 
 import pulumi
 from vpsfleet.fleet import Fleet
-
-REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "pulumi"))
-
-from vpsfleet_infra.program import build  # noqa: E402
 
 NOW = dt.datetime(2026, 11, 23, 12, 0, tzinfo=dt.UTC)
 SEED = "throwaway-test-seed"

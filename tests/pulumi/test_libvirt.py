@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import subprocess
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,7 @@ from vpsfleet_infra.nwfilter import NwFilterProvider
 
 from tests.pulumi.fleets import fleet, with_guest
 from tests.pulumi.harness import NOW  # also puts pulumi/ on sys.path
-from tests.pulumi.libvirtd import Libvirtd, available, private_libvirtd
+from tests.pulumi.libvirtd import Libvirtd
 from tests.pulumi.terraform_domain import domain_xml
 from vpsfleet.filters import guest_filter_xml
 from vpsfleet.schema import GuestState, Mitigation, SmtpBlock
@@ -26,16 +25,6 @@ libvirt: Any = pytest.importorskip("libvirt")
 
 pytestmark = pytest.mark.libvirt
 GUEST = "bravo-vps"
-
-
-@pytest.fixture(scope="module")
-def libvirtd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Libvirtd]:
-    reason = available()
-    if reason:
-        pytest.skip(reason)
-    libvirt.registerErrorHandler(lambda _ctx, _err: None, None)  # errors raise; no stderr noise
-    with private_libvirtd(tmp_path_factory.mktemp("libvirtd"), "pulumi") as daemon:
-        yield daemon
 
 
 def filters_on(uri: str) -> dict[str, str]:
