@@ -1,0 +1,300 @@
+"""Fixtures for the backup agent: the agent loaded as a module, throwaway TLS certificates, an
+FTPS store on loopback (pyftpdlib in a thread, with injectable faults) and a small site."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import errno
+import importlib.machinery
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+AGENT_PATH = REPO / "ansible" / "roles" / "backup" / "files" / "vpsfleet-backup"
+PASSWORD = "s3cret, with \"quotes\" and \\ spaces"  # exercises the lftp script quoting
+# 01:00 local time on the night of 2026-11-23: inside the backup window.
+NIGHT = dt.datetime(2026, 11, 23, 1, 0).astimezone()
+
+
+def load_agent() -> ModuleType:
+    loader = importlib.machinery.SourceFileLoader("vpsfleet_backup_agent", str(AGENT_PATH))
+    spec = importlib.util.spec_from_loader("vpsfleet_backup_agent", loader)
+    assert spec is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["vpsfleet_backup_agent"] = module  # dataclasses look their module up
+    loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def agent() -> ModuleType:
+    return load_agent()
+
+
+def need(*tools: str) -> None:
+    missing = [t for t in tools if shutil.which(t) is None]
+    if missing:
+        pytest.fail(f"missing tools {missing}: run scripts/setup.sh (scripts/debian-packages)")
+
+
+@dataclass(frozen=True)
+class Certs:
+    good_cert: Path  # CN and SAN localhost / 127.0.0.1: the one the agent trusts
+    good_key: Path
+    wrong_cert: Path  # self-signed for another name
+    wrong_key: Path
+
+
+def make_cert(folder: Path, name: str, san: str) -> tuple[Path, Path]:
+    cert, key = folder / f"{name}.pem", folder / f"{name}.key"
+    subprocess.run(
+        [
+            "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+            "-keyout", str(key), "-out", str(cert), "-subj", f"/CN={name}",
+            "-addext", f"subjectAltName={san}",
+        ],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    return cert, key
+
+
+@pytest.fixture(scope="session")
+def certs(tmp_path_factory: pytest.TempPathFactory) -> Certs:
+    need("openssl")
+    folder = tmp_path_factory.mktemp("certs")
+    good = make_cert(folder, "localhost", "DNS:localhost,IP:127.0.0.1")
+    wrong = make_cert(folder, "wrong.example", "DNS:wrong.example")
+    return Certs(good[0], good[1], wrong[0], wrong[1])
+
+
+# --- pyftpdlib store with faults --------------------------------------------------------------
+
+
+@dataclass
+class Faults:
+    kill_after_bytes: int | None = None  # close the session once an upload reached this size
+    kill_times: int = 1_000_000  # how many sessions to kill
+    kills: int = 0
+    quota_bytes: int | None = None  # refuse writes beyond this many bytes in the home folder
+    drop_after_bytes: int | None = None  # silently store only this much of each file
+    paused: threading.Event = field(default_factory=threading.Event)
+
+
+class FaultyFile:
+    """The file a STOR writes to, with the store's faults applied."""
+
+    def __init__(self, inner: Any, faults: Faults, home: Path) -> None:
+        self._inner = inner
+        self._faults = faults
+        self._home = home
+        self._written = 0
+
+    def write(self, data: bytes) -> int:
+        faults = self._faults
+        if faults.quota_bytes is not None:
+            used = sum(p.stat().st_size for p in self._home.rglob("*") if p.is_file())
+            if used + len(data) > faults.quota_bytes:
+                raise OSError(errno.EDQUOT, os.strerror(errno.EDQUOT))
+        if faults.drop_after_bytes is not None:
+            room = max(0, faults.drop_after_bytes - self._written)
+            data = data[:room]
+        self._written += len(data)
+        self._inner.write(data)
+        return len(data)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+class FtpStore:
+    """A pyftpdlib FTPS server (explicit TLS required on control and data) on 127.0.0.1."""
+
+    def __init__(self, root: Path, cert: Path, key: Path, faults: Faults) -> None:
+        from pyftpdlib.authorizers import DummyAuthorizer
+        from pyftpdlib.filesystems import AbstractedFS
+        from pyftpdlib.handlers import TLS_DTPHandler, TLS_FTPHandler
+        from pyftpdlib.servers import FTPServer
+
+        self.root = root
+        self.home = root / "c1" / "g1"
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.faults = faults
+        home = self.home
+
+        class FaultyFS(AbstractedFS):  # type: ignore[misc]
+            def open(self, filename: str, mode: str) -> Any:
+                if faults.quota_bytes is not None and "w" in mode:
+                    # A full quota refuses the STOR, as ProFTPD's mod_quotatab does.
+                    used = sum(p.stat().st_size for p in home.rglob("*") if p.is_file())
+                    if used >= faults.quota_bytes:
+                        raise OSError(errno.EDQUOT, os.strerror(errno.EDQUOT))
+                handle = super().open(filename, mode)
+                return FaultyFile(handle, faults, home) if "w" in mode or "a" in mode else handle
+
+        class KillingDTP(TLS_DTPHandler):  # type: ignore[misc]
+            def handle_read_event(self) -> None:  # what the I/O loop calls
+                limit = faults.kill_after_bytes
+                if (
+                    limit is not None
+                    and self.receive  # an upload, not a listing
+                    and faults.kills < faults.kill_times
+                    and self.tot_bytes_received >= limit
+                ):
+                    # Before reading more: with a limit of 0 no attempt makes progress.
+                    faults.kills += 1
+                    self.cmd_channel.close()
+                    return
+                super().handle_read_event()
+
+        authorizer = DummyAuthorizer()
+        authorizer.add_user("g1", PASSWORD, str(self.home), perm="elradfmwMT")
+
+        class Handler(TLS_FTPHandler):  # type: ignore[misc]
+            pass
+
+        Handler.authorizer = authorizer
+        Handler.certfile = str(cert)
+        Handler.keyfile = str(key)
+        Handler.tls_control_required = True
+        Handler.tls_data_required = True
+        Handler.abstracted_fs = FaultyFS
+        Handler.dtp_handler = KillingDTP
+        Handler.banner = "test store ready"
+        self._server_class = FTPServer
+        self._handler = Handler
+        self.port = 0
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+
+    def start(self) -> None:
+        server = self._server_class(("127.0.0.1", self.port), self._handler)
+        self.port = server.address[1]
+        self._stop.clear()
+
+        def serve() -> None:
+            while not self._stop.is_set():
+                server.serve_forever(timeout=0.05, blocking=False)
+            server.close_all()
+
+        self._thread = threading.Thread(target=serve, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None
+
+    def sets(self) -> list[str]:
+        return sorted(p.name for p in self.home.iterdir())
+
+
+@pytest.fixture
+def store(tmp_path: Path, certs: Certs) -> Iterator[FtpStore]:
+    server = FtpStore(tmp_path / "store", certs.good_cert, certs.good_key, Faults())
+    server.start()
+    yield server
+    server.stop()
+
+
+# --- the guest side ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Path:
+    """A small /data/www: text, an incompressible file, nested folders, a symlink."""
+    www = tmp_path / "guest" / "data" / "www"
+    (www / "shop" / "assets").mkdir(parents=True)
+    (www / "shop" / "index.php").write_text("<?php echo 'bonjour'; ?>\n" * 200)
+    (www / "shop" / "assets" / "logo.bin").write_bytes(os.urandom(300_000))
+    (www / "blog").mkdir()
+    (www / "blog" / "post.html").write_text("<p>été</p>\n")
+    (www / "current").symlink_to("shop")
+    return www
+
+
+def write_exec(path: Path, text: str) -> Path:
+    path.write_text(text)
+    path.chmod(0o755)
+    return path
+
+
+def make_config(
+    agent: ModuleType,
+    tmp_path: Path,
+    store: FtpStore,
+    certs: Certs,
+    site: Path,
+    **overrides: Any,
+) -> Any:
+    """A Config for the agent against `store`, with short timeouts so faults fail fast."""
+    secrets = tmp_path / "secrets"
+    secrets.mkdir(exist_ok=True, mode=0o700)
+    password_file = secrets / "store.password"
+    password_file.write_text(overrides.pop("password", PASSWORD) + "\n")
+    password_file.chmod(0o600)
+    store_data: dict[str, Any] = {
+        "host": "localhost",
+        "port": store.port,
+        "user": "g1",
+        "password_file": str(password_file),
+        "ca_file": str(certs.good_cert),
+        "timeout_seconds": 3,
+        "retries": 1,
+        "reconnect_seconds": 1,
+    }
+    store_data.update(overrides.pop("store", {}))
+    state = tmp_path / "state"
+    data: dict[str, Any] = {
+        "customer": "c1",
+        "guest": "g1",
+        "paths": [str(site)],
+        "databases": "none",
+        "store": store_data,
+        "deadline": None,
+        "work_dir": str(tmp_path / "work"),
+        "status_file": str(state / "status.json"),
+        "textfile": str(state / "textfile" / "vpsfleet_backup.prom"),
+        "lock_file": str(state / "lock"),
+    }
+    data.update(overrides)
+    (tmp_path / "config.json").write_text(json.dumps(data))
+    return agent.parse_config(data)
+
+
+def metrics(config: Any) -> dict[str, float]:
+    values: dict[str, float] = {}
+    for line in Path(config.textfile).read_text().splitlines():
+        if line and not line.startswith("#"):
+            name, value = line.rsplit(" ", 1)
+            values[name] = float(value)
+    return values
+
+
+def status(config: Any) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(Path(config.status_file).read_text())
+    return data
+
+
+@contextlib.contextmanager
+def held_lock(path: str) -> Iterator[None]:
+    import fcntl
+
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
