@@ -3,7 +3,7 @@ and a peer in the same private network namespace. Each promise is switched by re
 filter only (through the dynamic provider's update), as `pulumi up` does; the VM keeps running.
 
 The VM is a Debian kernel with a busybox initramfs (unpacked by scripts/setup.d/40-libvirt.sh):
-it serves HTTP on 80 and on 445 (a sensitive port) and, every second, connects to the peer on
+it serves HTTP on 80, on 445 (a sensitive port) and on 8080 and, every second, connects to the peer on
 25 and 587, to one peer address with its own source and to another through a route whose
 source is a spoofed address. The peer logs every connection it accepts with its source.
 """
@@ -33,7 +33,7 @@ from tests.pulumi.harness import NOW
 from tests.pulumi.libvirtd import Libvirtd
 from vpsfleet.filters import guest_filter_xml
 from vpsfleet.fleet import Fleet
-from vpsfleet.schema import GuestState, SmtpBlock
+from vpsfleet.schema import GuestState, Mitigation, SmtpBlock
 
 pytestmark = [pytest.mark.libvirt, pytest.mark.slow]
 
@@ -62,6 +62,7 @@ ip neigh replace {spoof_target} lladdr {peer_mac} dev eth0
 mkdir -p /www && echo ok > /www/index.html
 httpd -p 80 -h /www
 httpd -p 445 -h /www
+httpd -p 8080 -h /www
 echo VF-READY > /dev/ttyS0
 while true; do
   for target in {peer}:25 {peer}:587 {spoof_target}:80 {control}:80; do
@@ -336,3 +337,23 @@ def test_without_the_filters_rules_the_same_probes_get_through(vm: Vm) -> None:
         assert any(src == SPOOFED and dst == PEER_SPOOF_TARGET for _, src, dst in seen)
     finally:
         vm.apply(vm.fleet)
+
+
+def test_mitigation_leaves_only_the_profiles_ports_open_to_new_inbound_flows(vm: Vm) -> None:
+    guest_ip = str(vm.fleet.guest(GUEST).ipv4)  # type: ignore[union-attr]
+    vm.apply(vm.fleet)
+    assert vm.connects(PEER, 8080), "open before the mitigation"
+    mitigation = Mitigation(since=NOW - dt_hours(1), profile="web")  # 22, 80, 443
+    vm.apply(with_guest(vm.fleet, GUEST, mitigation=mitigation))
+    try:
+        assert vm.connects(PEER, 80)
+        assert not vm.connects(PEER, 8080)
+
+        def replies(entries: list[tuple[int, str, str]]) -> bool:
+            # The peer accepts only once the guest got its SYN-ACK: replies still come in.
+            return sum(port == 587 and src == guest_ip for port, src, _ in entries) >= 2
+
+        assert replies(wait_for(vm, vm.mark(), replies))
+    finally:
+        vm.apply(vm.fleet)
+    assert vm.connects(PEER, 8080), "open again once the mitigation is over"
