@@ -42,6 +42,14 @@ def dedicated_servers(fleet: Fleet, today: dt.date) -> dict[str, dict[str, Any]]
     return report
 
 
+def volume_urn(guest: str) -> str:
+    """The URN of a guest's protected volume, for `pulumi state unprotect` once it is
+    terminated (M11): deleting customer data always takes that deliberate step."""
+    chain = "vpsfleet:infra:Host$vpsfleet:infra:Guest$libvirt:index/volume:Volume"
+    return (f"urn:pulumi:{pulumi.get_stack()}::{pulumi.get_project()}::{chain}"
+            f"::{identity.root_volume_name(guest)}")
+
+
 def build(fleet: Fleet, *, now: dt.datetime, password_seed: pulumi.Output[str]) -> dict[str, Any]:
     """Declares every live guest of the fleet; a terminated guest has no resources (M11).
     Returns the stack outputs."""
@@ -59,6 +67,8 @@ def build(fleet: Fleet, *, now: dt.datetime, password_seed: pulumi.Output[str]) 
         "initial_passwords": pulumi.Output.secret(
             {name: g.password for name, g in guests.items()}),
         "terminated": sorted(g.name for g in fleet.guests if g.state is GuestState.TERMINATED),
+        "terminated_volumes": {g.name: volume_urn(g.name) for g in fleet.guests
+                               if g.state is GuestState.TERMINATED},
         "hosts": {
             name: {
                 "guests": u.guests,

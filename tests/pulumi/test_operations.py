@@ -20,6 +20,7 @@ from vpsfleet.commands.operations import (
     smtp_block,
     smtp_unblock,
     suspend,
+    terminate,
 )
 from vpsfleet.filters import smtp_blocked
 from vpsfleet.schema import GuestState
@@ -144,3 +145,23 @@ def test_an_smtp_block_made_by_the_cli_reaches_only_the_filter(lab: Path) -> Non
     after = {(r.type, r.name): r.inputs for r in run_program(load_fleet(lab), T0).registrations}
     assert {key for key in before if before[key] != after[key]} == \
         {("pulumi-python:dynamic/vpsfleet:NwFilter", f"{GUEST}-filter")}
+
+
+def test_terminate_marks_the_guest_and_quarantines_its_address(lab: Path) -> None:
+    before = load_fleet(lab)
+    address = terminate(lab, "bravo-dev", on=T0.date())
+    after = load_fleet(lab)
+    guest = after.guest("bravo-dev")
+    assert guest is not None and guest.state is GuestState.TERMINATED
+    assert guest.terminated_on == T0.date() and guest.ipv4 is None
+    assert address == "198.51.100.13"
+    assert [(str(q.ipv4), q.guest) for q in after.quarantine] == [(address, "bravo-dev")]
+    with pytest.raises(OperationRefused, match="terminated"):
+        terminate(lab, "bravo-dev", on=T0.date())
+    # The program drops the guest's resources and names the volume to unprotect.
+    outputs = run_program(after, T0).outputs
+    assert "bravo-dev" in {g.name for g in before.live_guests()}
+    assert "bravo-dev" not in outputs["guests"]
+    assert outputs["terminated_volumes"]["bravo-dev"] == (
+        "urn:pulumi:lab::vpsfleet::vpsfleet:infra:Host$vpsfleet:infra:Guest"
+        "$libvirt:index/volume:Volume::bravo-dev-root.qcow2")

@@ -82,6 +82,32 @@ def _save(path: Path, doc: Any, today: dt.date) -> None:
     os.replace(tmp, path)
 
 
+def _insert_after(item: CommentedMap, anchor: str, pairs: list[tuple[str, Any]]) -> None:
+    """Inserts keys after `anchor` (or at the end). Blank lines and comments that follow the
+    item belong to its last key in ruamel: they move to the new last key."""
+    keys = list(item.keys())
+    position = keys.index(anchor) + 1 if anchor in keys else len(keys)
+    for offset, (key, value) in enumerate(pairs):
+        item.insert(position + offset, key, value)
+    last = keys[-1] if keys else None
+    if last is not None and position == len(keys) and last in item.ca.items:
+        item.ca.items[pairs[-1][0]] = item.ca.items.pop(last)
+
+
+def _delete(item: CommentedMap, *keys: str) -> None:
+    """Deletes keys; what followed the item (kept on its last key) stays with the item."""
+    last = list(item.keys())[-1]
+    trailing = item.ca.items.get(last) if last in keys else None
+    for key in keys:
+        if key in item:
+            del item[key]
+        item.ca.items.pop(key, None)  # its comments go with it
+    if trailing is not None and len(item):
+        new_last = list(item.keys())[-1]
+        trailing[0] = None  # an end-of-line comment stays with the deleted key
+        item.ca.items[new_last] = trailing
+
+
 def _live_guest(fleet: Fleet, name: str) -> Guest:
     guest = fleet.guest(name)
     if guest is None:
@@ -169,10 +195,7 @@ def suspend(path: Path, name: str, *, reason: str, today: dt.date) -> None:
     if guest.state is GuestState.SUSPENDED:
         raise OperationRefused(f"guest {name} is already suspended")
     item = _guest_item(doc, name)
-    keys = list(item.keys())
-    position = keys.index("ipv4") + 1 if "ipv4" in keys else len(keys)
-    item.insert(position, "state", "suspended")
-    item.insert(position + 1, "suspended_on", today)
+    _insert_after(item, "ipv4", [("state", "suspended"), ("suspended_on", today)])
     if reason:
         item.yaml_add_eol_comment(reason, "state")
     _save(path, doc, today)
@@ -183,11 +206,27 @@ def resume(path: Path, name: str, *, today: dt.date) -> None:
     guest = _live_guest(fleet, name)
     if guest.state is not GuestState.SUSPENDED:
         raise OperationRefused(f"guest {name} is not suspended")
-    item = _guest_item(doc, name)
-    for key in ("state", "suspended_on"):
-        if key in item:
-            del item[key]
+    _delete(_guest_item(doc, name), "state", "suspended_on")
     _save(path, doc, today)
+
+
+# --- termination (M11) -------------------------------------------------------------------------
+
+
+def terminate(path: Path, name: str, *, on: dt.date) -> str | None:
+    """Marks the guest terminated on `on`: the next `pulumi up` removes its filter, seed disk,
+    domain and (once unprotected) its volume. Its address then goes to quarantine (M3, M11)."""
+    from vpsfleet.ipam import release  # the IPAM's own round-trip edit
+
+    fleet, doc = _load(path, on)
+    guest = _live_guest(fleet, name)
+    item = _guest_item(doc, name)
+    _delete(item, "state", "suspended_on")
+    _insert_after(item, "ipv4", [("state", "terminated"), ("terminated_on", on)])
+    _save(path, doc, on)
+    if guest.ipv4 is None:
+        return None
+    return str(release(path, name, today=on))
 
 
 # --- plan change (M9) ---------------------------------------------------------------------------
@@ -244,10 +283,14 @@ def register(subparsers: Any) -> None:
     susp.set_defaults(run=run_suspend)
     res.set_defaults(run=run_resume)
 
+    end = subparsers.add_parser("terminate", help="end a guest's contract: resources removed, "
+                                "address quarantined (M11)")
+    end.set_defaults(run=run_terminate)
+
     size = subparsers.add_parser("resize", help="move a guest to another plan (M9)")
     size.set_defaults(run=run_resize)
 
-    for parser in (block, unblock, susp, res, size):
+    for parser in (block, unblock, susp, res, end, size):
         parser.add_argument("env", help="environment name (inventories/ENV/fleet.yml) or a path")
         parser.add_argument("guest")
         parser.add_argument("--now", metavar="ISO-8601",
@@ -314,4 +357,13 @@ def run_resize(args: argparse.Namespace) -> int:
                          f"`virsh blockresize {args.guest} vda {done['disk_gb']}G` on its host, "
                          "then grow the partition and file system inside the guest")
         return f"moved to plan {args.plan}: " + "; ".join(steps)
+    return _apply(args, act)
+
+
+def run_terminate(args: argparse.Namespace) -> int:
+    def act(path: Path) -> str:
+        address = terminate(path, args.guest, on=_now(args.now).date())
+        held = f"; {address} quarantined" if address else ""
+        return (f"terminated{held}. Its volume is protected: `pulumi state unprotect` it "
+                "(see the stack output terminated_volumes) before `pulumi up` deletes it")
     return _apply(args, act)
