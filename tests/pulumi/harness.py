@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pulumi.runtime import mocks, rpc
-from vpsfleet_infra.program import build
+from vpsfleet_infra.program import build, main
 
 import pulumi
 from vpsfleet.fleet import Fleet
@@ -96,4 +96,18 @@ def run_program(fleet: Fleet, now: dt.datetime = NOW) -> Run:
         return pulumi.Output.from_input(outputs).apply(run.outputs.update)
 
     pulumi.runtime.test(program)()  # type: ignore[no-untyped-call]
+    return run
+
+
+def run_main(stack: str, config: dict[str, str], secret_keys: list[str]) -> Run:
+    """Runs `__main__.py`'s entry point as the engine would for `stack`: with the stack's
+    config and the working directory the engine uses (the caller chdirs to pulumi/)."""
+    run = Run()
+    pulumi.runtime.set_mocks(_Mocks(), project="vpsfleet", stack=stack, preview=False,
+                             monitor=_RecordingMonitor(run))
+    pulumi.runtime.set_all_config(config, secret_keys)
+    try:
+        pulumi.runtime.test(main)()  # type: ignore[no-untyped-call]
+    finally:
+        pulumi.runtime.set_all_config({}, [])
     return run

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from pulumi.runtime import rpc
 
-from tests.pulumi.fleets import ENVIRONMENTS, fleet, with_guest
-from tests.pulumi.harness import NOW, Registration, Run, run_program
+from tests.pulumi.fleets import ENVIRONMENTS, REPO, fleet, with_guest
+from tests.pulumi.harness import NOW, Registration, Run, run_main, run_program
 from vpsfleet.fleet import Fleet
 from vpsfleet.schema import GuestState, Mitigation, SmtpBlock
 
@@ -275,3 +275,21 @@ def test_smtp_block_suspension_and_mitigation_change_only_the_filter(change: str
     # The guest's state shows in its component's outputs only; nothing else moves.
     assert changed == {filter_key}
     assert before[filter_key]["name"] == after[filter_key]["name"]
+
+
+@pytest.mark.parametrize("stack", ENVIRONMENTS)
+def test_each_stack_file_names_its_fleet_and_the_entry_point_declares_it(
+        stack: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from ruamel.yaml import YAML
+
+    program_dir = REPO / "pulumi"
+    project = YAML(typ="safe").load((program_dir / "Pulumi.yaml").read_text())
+    assert project["runtime"]["name"] == "python"
+    assert project["runtime"]["options"]["virtualenv"] == "../.venv"
+    config = YAML(typ="safe").load((program_dir / f"Pulumi.{stack}.yaml").read_text())["config"]
+    assert (program_dir / config["vpsfleet:fleet"]).resolve() == \
+        (REPO / "inventories" / stack / "fleet.yml").resolve()
+    monkeypatch.chdir(program_dir)
+    run = run_main(stack, {**config, "vpsfleet:passwordSeed": "seed",
+                           "vpsfleet:now": NOW.isoformat()}, ["vpsfleet:passwordSeed"])
+    assert len(run.of_type(TYPES["domain"])) == len(fleet(stack).live_guests())
