@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Runs Molecule on one scenario with the repository's shared base configuration.
+#   molecule/run.sh ansible/roles/common test            (the role's `default` scenario)
+#   molecule/run.sh . test -s site                       (the site scenario under molecule/)
+#   molecule/run.sh ansible/roles/common converge        (any molecule sub-command)
+set -euo pipefail
+export VPSFLEET_ROOT="${VPSFLEET_ROOT:-$(cd "$(dirname "$0")/.." && pwd)}"
+project="${1:?usage: molecule/run.sh PROJECT_DIR COMMAND [ARGS...]}"
+shift
+export PATH="$VPSFLEET_ROOT/.venv/bin:$PATH"
+# The systemd test image (built once, cached by recipe hash).
+bash "$VPSFLEET_ROOT/scripts/build-test-image.sh" >/dev/null 2>&1
+cd "$VPSFLEET_ROOT/$project"
+exec molecule --base-config "$VPSFLEET_ROOT/molecule/shared/base.yml" "$@"
