@@ -293,3 +293,27 @@ def test_each_stack_file_names_its_fleet_and_the_entry_point_declares_it(
     run = run_main(stack, {**config, "vpsfleet:passwordSeed": "seed",
                            "vpsfleet:now": NOW.isoformat()}, ["vpsfleet:passwordSeed"])
     assert len(run.of_type(TYPES["domain"])) == len(fleet(stack).live_guests())
+
+
+def test_the_dynamic_provider_loads_in_the_engines_provider_host() -> None:
+    """The engine runs `python -m pulumi.dynamic` in the project folder (pulumi/) and unpickles
+    the provider there: it must import from that folder alone, without our sys.path."""
+    import subprocess
+    import sys
+
+    from pulumi.dynamic.dynamic import serialize_provider
+    from vpsfleet_infra.nwfilter import NwFilterProvider
+
+    pickled = serialize_provider(NwFilterProvider())
+    script = (
+        "import base64, sys, dill\n"
+        "provider = dill.loads(base64.b64decode(sys.stdin.read()))\n"
+        "olds = {'name': 'f', 'uri': 'qemu:///system', 'xml': '<a/>'}\n"
+        "diff = provider.diff('f', olds, {**olds, 'xml': '<b/>'})\n"
+        "print(type(provider).__module__, diff.changes, diff.replaces)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], input=pickled, text=True,
+                          capture_output=True, cwd=REPO / "pulumi", check=False,
+                          env={"PATH": "/usr/bin:/bin"})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["vpsfleet_infra.nwfilter", "True", "[]"]
