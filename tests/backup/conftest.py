@@ -174,6 +174,7 @@ class FtpStore:
         Handler.abstracted_fs = FaultyFS
         Handler.dtp_handler = KillingDTP
         Handler.banner = "test store ready"
+        Handler.auth_failed_timeout = 0.1  # pyftpdlib delays a 530 by 3 s: as long as our timeout
         self._server_class = FTPServer
         self._handler = Handler
         self.port = 0
@@ -298,3 +299,155 @@ def held_lock(path: str) -> Iterator[None]:
     with open(path, "w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         yield
+
+
+# --- ProFTPD: the store's real server ---------------------------------------------------------
+
+
+def free_port_range(count: int) -> int:
+    """The first of `count` consecutive loopback ports that are free now."""
+    import random
+    import socket
+
+    rng = random.Random(os.getpid())
+    for _ in range(50):
+        first = rng.randrange(30000, 60000 - count)
+        sockets = []
+        try:
+            for port in range(first, first + count):
+                sock = socket.socket()
+                sockets.append(sock)
+                sock.bind(("127.0.0.1", port))
+            return first
+        except OSError:
+            continue
+        finally:
+            for sock in sockets:
+                sock.close()
+    raise RuntimeError("no free port range on loopback")
+
+
+PROFTPD_CONF = """\
+ServerType standalone
+DefaultServer on
+ServerName "vpsfleet test store"
+ServerIdent on "test store ready"
+DefaultAddress 127.0.0.1
+SocketBindTight on
+Port {port}
+PassivePorts {passive_first} {passive_last}
+UseIPv6 off
+UseReverseDNS off
+User nobody
+Group nogroup
+MaxInstances 30
+PidFile {run}/proftpd.pid
+ScoreboardFile {run}/proftpd.scoreboard
+DelayTable none
+DelayEngine off
+WtmpLog off
+SystemLog {run}/system.log
+TransferLog {run}/xfer.log
+AuthOrder mod_auth_file.c
+AuthUserFile {run}/ftpd.passwd
+AuthGroupFile {run}/ftpd.group
+RequireValidShell off
+DefaultRoot ~
+Umask 027 027
+AllowOverwrite on
+# Uploads land under a hidden name and are renamed when complete; aborted ones are deleted.
+HiddenStores on
+DeleteAbortedStores on
+ModulePath /usr/lib/proftpd
+LoadModule mod_tls.c
+LoadModule mod_digest.c
+TLSEngine on
+TLSLog {run}/tls.log
+TLSProtocol TLSv1.2 TLSv1.3
+TLSRequired on
+TLSRSACertificateFile {cert}
+TLSRSACertificateKeyFile {key}
+TLSVerifyClient off
+TLSRenegotiate none
+DigestEngine on
+DigestAlgorithms sha256
+"""
+
+
+class ProftpdStore:
+    """A private ProFTPD on loopback: explicit TLS required, `DefaultRoot ~`, HiddenStores,
+    server-side SHA-256 (mod_digest), one virtual write account for guest g1 of customer c1."""
+
+    def __init__(self, base: Path, cert: Path, key: Path) -> None:
+        self.base = base
+        self.run_dir = base / "run"
+        self.root = base / "srv"
+        self.home = self.root / "c1" / "g1"
+        self.run_dir.mkdir(parents=True)
+        self.home.mkdir(parents=True)
+        self.port = free_port_range(21)
+        self.proc: subprocess.Popen[bytes] | None = None
+        nobody = 65534
+        for folder in (self.root, self.root / "c1", self.home):
+            os.chown(folder, nobody, nobody)
+        base.chmod(0o755)
+        hashed = subprocess.run(
+            ["openssl", "passwd", "-6", "-stdin"], input=PASSWORD.encode(),
+            capture_output=True, check=True,
+        ).stdout.decode().strip()  # fmt: skip
+        passwd = self.run_dir / "ftpd.passwd"
+        passwd.write_text(f"g1:{hashed}:{nobody}:{nobody}::{self.home}:/bin/false\n")
+        (self.run_dir / "ftpd.group").write_text(f"nogroup:x:{nobody}:\n")
+        for name in ("ftpd.passwd", "ftpd.group"):
+            (self.run_dir / name).chmod(0o600)
+        (self.run_dir / "proftpd.conf").write_text(
+            PROFTPD_CONF.format(
+                port=self.port, passive_first=self.port + 1, passive_last=self.port + 20,
+                run=self.run_dir, cert=cert, key=key,
+            )
+        )  # fmt: skip
+
+    def start(self) -> None:
+        import socket
+        import time
+
+        conf = self.run_dir / "proftpd.conf"
+        check = subprocess.run(["proftpd", "-t", "-c", str(conf)], capture_output=True, text=True)
+        assert check.returncode == 0, check.stderr
+        self.proc = subprocess.Popen(
+            ["proftpd", "-n", "-c", str(conf)],
+            stdout=subprocess.DEVNULL,
+            stderr=open(self.run_dir / "stderr.log", "wb"),  # noqa: SIM115
+        )
+        for _ in range(100):
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port)):
+                return
+            time.sleep(0.05)
+        raise RuntimeError(f"proftpd did not start: {(self.run_dir / 'stderr.log').read_text()}")
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+            self.proc = None
+
+    def sets(self) -> list[str]:
+        return sorted(p.name for p in self.home.iterdir())
+
+
+@pytest.fixture
+def proftpd(certs: Certs) -> Iterator[ProftpdStore]:
+    need("proftpd", "openssl")
+    import tempfile
+
+    # Not under pytest's 0700 temp folder: the virtual user (nobody) must reach its home.
+    base = Path(tempfile.mkdtemp(prefix="vpsfleet-proftpd-", dir="/var/tmp"))
+    server = ProftpdStore(base, certs.good_cert, certs.good_key)
+    server.start()
+    yield server
+    server.stop()
+    shutil.rmtree(base, ignore_errors=True)

@@ -74,9 +74,14 @@ def test_deadline_is_the_next_occurrence(agent: ModuleType) -> None:
 
 
 def test_listing_parser_reads_lftp_cls(agent: ModuleType) -> None:
-    text = "    4096 ./2026-11-22/\n  300000 2026-11-23.partial/www.tar.gz\n     157 ./SHA256SUMS\n"
+    text = (
+        "    4096 ./2026-11-22/\n  300000 2026-11-23.partial/www.tar.gz\n     157 ./SHA256SUMS\n"
+        "./2026-11-21/\n         2026-11-23.partial/db/\n"  # ProFTPD: folders without a size
+    )
     assert agent.Store.parse_listing(text) == {
         "2026-11-22": None,
+        "2026-11-21": None,
+        "2026-11-23.partial/db": None,
         "2026-11-23.partial/www.tar.gz": 300000,
         "SHA256SUMS": 157,
     }

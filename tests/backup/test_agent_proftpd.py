@@ -1,0 +1,50 @@
+"""The agent against ProFTPD, the store's server (explicit TLS required, `DefaultRoot ~`,
+HiddenStores, server-side SHA-256): the client must not rely on pyftpdlib's behaviour."""
+
+from __future__ import annotations
+
+import datetime as dt
+import subprocess
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from tests.backup.conftest import NIGHT, Certs, ProftpdStore, make_config, metrics, status
+
+
+def config_for(agent: ModuleType, tmp_path: Path, server: ProftpdStore, certs: Certs,
+               site: Path, **overrides: Any) -> Any:  # fmt: skip
+    return make_config(agent, tmp_path, server, certs, site, **overrides)  # type: ignore[arg-type]
+
+
+def test_publishes_a_set_the_server_hashed(
+    agent: ModuleType, tmp_path: Path, proftpd: ProftpdStore, certs: Certs, site: Path
+) -> None:
+    config = config_for(agent, tmp_path, proftpd, certs, site, retention_days=2)
+    for night in (NIGHT - dt.timedelta(days=3), NIGHT - dt.timedelta(days=1), NIGHT):
+        outcome = agent.run(config, now=night, use_deadline=False)
+        assert outcome.reason == "ok", outcome.message
+    assert proftpd.sets() == ["2026-11-22", "2026-11-23"]  # 2026-11-20 expired
+    assert status(config)["server_hash"] is True  # mod_digest answered and matched
+    folder = proftpd.home / "2026-11-23"
+    check = subprocess.run(["sha256sum", "-c", "SHA256SUMS"], cwd=folder, capture_output=True)
+    assert check.returncode == 0, check.stdout
+    assert not [p for p in folder.rglob(".in.*")]  # no HiddenStores leftovers
+
+
+def test_wrong_password_and_store_down(
+    agent: ModuleType, tmp_path: Path, proftpd: ProftpdStore, certs: Certs, site: Path
+) -> None:
+    config = config_for(agent, tmp_path, proftpd, certs, site)
+    assert agent.run(config, now=NIGHT - dt.timedelta(days=1), use_deadline=False).reason == "ok"
+    (tmp_path / "bad").mkdir()
+    bad = config_for(agent, tmp_path / "bad", proftpd, certs, site, password="not-it")
+    outcome = agent.run(bad, now=NIGHT, use_deadline=False)
+    assert outcome.reason == "auth_failed", outcome.message
+    proftpd.stop()
+    outcome = agent.run(config, now=NIGHT, use_deadline=False)
+    assert outcome.reason == "store_unreachable", outcome.message
+    assert metrics(config)["vpsfleet_backup_last_run_success"] == 0
+    proftpd.start()
+    assert agent.run(config, now=NIGHT, use_deadline=False).reason == "ok"
+    assert proftpd.sets() == ["2026-11-22", "2026-11-23"]
