@@ -317,3 +317,24 @@ def test_the_dynamic_provider_loads_in_the_engines_provider_host() -> None:
                           env={"PATH": "/usr/bin:/bin"})
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["vpsfleet_infra.nwfilter", "True", "[]"]
+
+
+def test_a_mac_or_interface_collision_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    from vpsfleet_infra import identity
+    from vpsfleet_infra.program import check_identities
+
+    lab = fleet("lab")
+    check_identities(lab)
+    monkeypatch.setattr(identity, "interface_name", lambda _guest: "vf-same")
+    with pytest.raises(ValueError, match="same interface vf-same"):
+        check_identities(lab)
+
+
+def test_identities_are_stable_and_fit_the_kernel() -> None:
+    from vpsfleet_infra import identity
+
+    # Pinned: a MAC or tap name that changed would break running guests' network config.
+    assert identity.mac_address("alpha-web") == "02:33:15:d8:f2:e0"
+    assert identity.interface_name("alpha-web") == "vf-b5fd2d8eb371"
+    long_name = "a" * 63
+    assert len(identity.interface_name(long_name)) <= 15
