@@ -81,6 +81,7 @@ def private_libvirtd(scratch: Path, name: str) -> Iterator[Libvirtd]:
         _wait_until_up(uri, daemon, scratch / "libvirtd.log")
         yield Libvirtd(uri=uri, netns=netns, root=scratch)
     finally:
+        _destroy_domains(uri)  # libvirtd leaves running guests behind when it stops
         daemon.terminate()
         try:
             daemon.wait(timeout=20)
@@ -104,3 +105,17 @@ def _wait_until_up(uri: str, daemon: subprocess.Popen[bytes], log: Path) -> None
         except libvirt.libvirtError:
             time.sleep(0.2)
     raise RuntimeError(f"libvirtd did not answer on {uri} within 30 s:\n{log.read_text()}")
+
+
+def _destroy_domains(uri: str) -> None:
+    import libvirt
+
+    try:
+        conn = libvirt.open(uri)
+    except libvirt.libvirtError:
+        return
+    try:
+        for domain in conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE):
+            domain.destroy()
+    finally:
+        conn.close()
