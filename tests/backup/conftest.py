@@ -451,3 +451,102 @@ def proftpd(certs: Certs) -> Iterator[ProftpdStore]:
     yield server
     server.stop()
     shutil.rmtree(base, ignore_errors=True)
+
+
+# --- MariaDB: a private server in a temp datadir ----------------------------------------------
+
+BACKUP_USER_PASSWORD = "dump-only-secret"
+SHOP_SQL = """
+CREATE DATABASE shop;
+CREATE DATABASE wiki;
+USE shop;
+CREATE TABLE product (id INT PRIMARY KEY, name VARCHAR(50), price DECIMAL(8,2), photo BLOB);
+INSERT INTO product VALUES (1, 'café', 3.50, UNHEX('00FF10')), (2, 'thé', 2.10, NULL);
+CREATE TABLE audit (id INT AUTO_INCREMENT PRIMARY KEY, product INT);
+CREATE TRIGGER product_audit AFTER INSERT ON product FOR EACH ROW
+  INSERT INTO audit (product) VALUES (NEW.id);
+CREATE VIEW cheap AS SELECT name FROM product WHERE price < 3;
+CREATE EVENT nightly ON SCHEDULE EVERY 1 DAY DO DELETE FROM audit;
+CREATE PROCEDURE count_products() SELECT COUNT(*) FROM product;
+USE wiki;
+CREATE TABLE page (title VARCHAR(50));
+INSERT INTO page VALUES ('Accueil');
+CREATE USER 'vpsfleet_backup'@'localhost' IDENTIFIED BY '{password}';
+GRANT SELECT, SHOW VIEW, TRIGGER, EVENT ON *.* TO 'vpsfleet_backup'@'localhost';
+"""
+
+
+class MariaDB:
+    def __init__(self, base: Path) -> None:
+        self.base = base
+        self.datadir = base / "data"
+        self.socket = base / "mysqld.sock"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.backup_defaults = base / "backup.cnf"  # what the role writes, root-only
+        self.backup_defaults.write_text(
+            f"[client]\nuser=vpsfleet_backup\npassword={BACKUP_USER_PASSWORD}\n"
+            f"socket={self.socket}\n"
+        )
+        self.backup_defaults.chmod(0o600)
+        self.root_defaults = base / "root.cnf"
+        self.root_defaults.write_text(f"[client]\nuser=root\nsocket={self.socket}\n")
+
+    def install(self) -> None:
+        subprocess.run(
+            [
+                "mariadb-install-db", "--no-defaults", f"--datadir={self.datadir}", "--user=root",
+                "--auth-root-authentication-method=socket", "--skip-test-db",
+            ],
+            check=True, capture_output=True,
+        )  # fmt: skip
+
+    def start(self) -> None:
+        import time
+
+        self.proc = subprocess.Popen(
+            [
+                "mariadbd", "--no-defaults", f"--datadir={self.datadir}", "--user=root",
+                f"--socket={self.socket}", "--skip-networking", f"--pid-file={self.base}/pid",
+                f"--log-error={self.base}/error.log", "--innodb-buffer-pool-size=16M",
+                "--skip-log-bin", "--event-scheduler=OFF",
+            ],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        for _ in range(200):
+            ping = subprocess.run(
+                ["mariadb-admin", f"--defaults-extra-file={self.root_defaults}", "ping"],
+                capture_output=True,
+            )
+            if ping.returncode == 0:
+                return
+            time.sleep(0.1)
+        raise RuntimeError(f"mariadbd did not start: {(self.base / 'error.log').read_text()}")
+
+    def sql(self, statements: str, database: str = "") -> str:
+        out = subprocess.run(
+            ["mariadb", f"--defaults-extra-file={self.root_defaults}", "--batch",
+             "--skip-column-names", *([database] if database else [])],
+            input=statements.encode(), capture_output=True, check=True,
+        )  # fmt: skip
+        return out.stdout.decode()
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(timeout=60)
+            self.proc = None
+
+
+@pytest.fixture(scope="module")
+def mariadb() -> Iterator[MariaDB]:
+    need("mariadbd", "mariadb-install-db", "mariadb", "mariadb-dump")
+    import tempfile
+
+    base = Path(tempfile.mkdtemp(prefix="vpsfleet-mariadb-", dir="/var/tmp"))
+    server = MariaDB(base)
+    server.install()
+    server.start()
+    server.sql(SHOP_SQL.format(password=BACKUP_USER_PASSWORD))
+    yield server
+    server.stop()
+    shutil.rmtree(base, ignore_errors=True)
