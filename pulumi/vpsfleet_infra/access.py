@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
+import warnings
 
 from vpsfleet.fleet import Fleet
 from vpsfleet.schema import Guest, OfferKind
@@ -23,6 +25,17 @@ def initial_password(seed: str, environment: str, guest: str) -> str:
     digest = hmac.new(seed.encode(), f"{environment}/{guest}".encode(), hashlib.sha512).digest()
     return "".join(PASSWORD_ALPHABET[byte % len(PASSWORD_ALPHABET)]
                    for byte in digest[:PASSWORD_LENGTH])
+
+
+def password_hash(password: str, salt_seed: str) -> str:
+    """SHA-512 crypt of the password, so that the seed disk on the host never holds it in clear.
+    The salt is derived too: the same password gives the same hash, hence no new seed disk at
+    every run. (`crypt` is deprecated but present in Python 3.11, which the project pins.)"""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import crypt
+    salt = base64.b64encode(hashlib.sha256(salt_seed.encode()).digest(), b"./")[:16].decode()
+    return crypt.crypt(password, f"$6${salt}")
 
 
 def is_managed(fleet: Fleet, guest: Guest) -> bool:

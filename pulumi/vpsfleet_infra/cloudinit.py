@@ -11,7 +11,7 @@ from typing import Any
 
 from vpsfleet.fleet import Fleet
 from vpsfleet.schema import Guest
-from vpsfleet_infra.access import is_managed, root_keys
+from vpsfleet_infra.access import is_managed, password_hash, root_keys
 from vpsfleet_infra.identity import mac_address
 
 CUSTOMER_USER = "client"  # on a managed VPS the customer's own, unprivileged account (M13)
@@ -52,8 +52,9 @@ def meta_data(guest: Guest) -> str:
 
 
 def user_data(fleet: Fleet, guest: Guest, password: str) -> str:
-    """Root's keys follow M13; the initial password (M4) must be changed at first login and SSH
-    never accepts passwords. The caller keeps the result a Pulumi secret."""
+    """Root's keys follow M13; the initial password (M4) is written as a SHA-512 crypt hash,
+    must be changed at first login, and SSH never accepts passwords. The caller keeps the
+    result a Pulumi secret all the same."""
     config: dict[str, Any] = {
         "hostname": guest.name,
         "preserve_hostname": False,
@@ -67,6 +68,7 @@ def user_data(fleet: Fleet, guest: Guest, password: str) -> str:
         account = CUSTOMER_USER
     else:
         account = "root"
+    hashed = password_hash(password, salt_seed=f"{password}/{guest.name}")
     config["chpasswd"] = {"expire": True, "users": [
-        {"name": account, "password": password, "type": "text"}]}
+        {"name": account, "password": hashed, "type": "hash"}]}
     return "#cloud-config\n" + json.dumps(config, indent=2) + "\n"
