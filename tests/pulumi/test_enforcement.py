@@ -96,6 +96,29 @@ except OSError:
 """
 
 
+PINGS = """
+import os, select, socket, struct, sys, time
+def checksum(data):
+    total = sum(struct.unpack("!%dH" % (len(data) // 2), data))
+    total = (total >> 16) + (total & 0xFFFF)
+    return ~(total + (total >> 16)) & 0xFFFF
+sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+target, count = sys.argv[1], int(sys.argv[2])
+for ident in range(1, count + 1):  # one ICMP flow per identifier
+    header = struct.pack("!BBHHH", 8, 0, 0, ident, 1)
+    sock.sendto(struct.pack("!BBHHH", 8, 0, checksum(header + b"vf"), ident, 1) + b"vf",
+                (target, 0))
+replied, deadline = set(), time.monotonic() + 4
+while time.monotonic() < deadline:
+    if select.select([sock], [], [], 0.2)[0]:
+        packet, (src, _) = sock.recvfrom(2048)
+        icmp = packet[(packet[0] & 0x0F) * 4:]
+        if src == target and icmp[0] == 0:
+            replied.add(struct.unpack("!H", icmp[4:6])[0])
+print(len(replied))
+"""
+
+
 @dataclasses.dataclass
 class Vm:
     daemon: Libvirtd
@@ -357,3 +380,28 @@ def test_mitigation_leaves_only_the_profiles_ports_open_to_new_inbound_flows(vm:
     finally:
         vm.apply(vm.fleet)
     assert vm.connects(PEER, 8080), "open again once the mitigation is over"
+
+
+def test_icmp_flows_from_one_peer_are_capped_by_the_policy(vm: Vm) -> None:
+    """M5: nwfilter caps concurrent flows (conntrack), not packet rates (docs/port-filters.md).
+    An ICMP flow stays tracked for 30 s after the control round: the capped round comes from
+    another peer address, whose flows are counted afresh."""
+    guest = vm.fleet.guest(GUEST)
+    assert guest is not None
+    cap = vm.fleet.policy.filter.icmp_connlimit
+    name = identity.filter_name(GUEST)
+    from vpsfleet.filters import render_filter
+
+    NwFilterProvider().update(name, {}, {"name": name, "uri": vm.daemon.uri,
+                                         "xml": render_filter(name, [])})
+    try:
+        # Control, without rules: every flow gets its reply.
+        done = vm.run(sys.executable, "-c", PINGS, str(guest.ipv4), str(cap + 5))
+        assert done.stdout.split() == [str(cap + 5)], done.stderr
+    finally:
+        vm.apply(vm.fleet)
+    # Other source: the control's flows from PEER are still tracked for a while.
+    done = vm.run(sys.executable, "-c", PINGS.replace("socket.IPPROTO_ICMP)",
+                  "socket.IPPROTO_ICMP); sock.bind(('" + PEER_MANAGEMENT + "', 0))"),
+                  str(guest.ipv4), str(cap + 5))
+    assert done.stdout.split() == [str(cap)], f"the policy allows {cap} ICMP flows: {done}"
