@@ -27,7 +27,7 @@ packages=(
   locales tzdata systemd-timesyncd
   rsyslog logrotate
   postfix libsasl2-modules bsd-mailx
-  prometheus-node-exporter
+  prometheus-node-exporter nftables
   python3-aiosmtpd
 )
 

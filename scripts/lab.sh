@@ -1,6 +1,181 @@
 #!/usr/bin/env bash
-# The main job. Until the container lab exists (issue 4) it validates the lab fleet and shows it.
+# make lab: the lab fleet (inventories/lab) running on this machine, as in production.
+#   1. validates the fleet file;  2. builds what is missing (podman set-up, the test image);
+#   3. makes the lab network: a network namespace of its own (nothing leaves it) holding one
+#      podman network per address pool in use, with the pool's gateway;
+#   4. starts one systemd container per guest at its fixed IPv4, and the mail sink at the
+#      address the fleet reserves for the relay;
+#   5. new guests get the lab operator's key (what cloud-init does in production); new unmanaged
+#      guests are handed over (playbooks/handover.yml), then site.yml is applied over SSH
+#      through ansible-runner;  6. prints what runs where and how to reach it.
+# Running it again only starts what is missing and re-applies site.yml (which changes nothing).
+# scripts/lab-down.sh removes everything it made.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-.venv/bin/vpsfleet validate lab
-.venv/bin/vpsfleet show lab
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+export VPSFLEET_ROOT="$root"
+export PATH="$root/.venv/bin:$PATH"
+lab_dir="${VPSFLEET_LAB_DIR:-/var/lib/vpsfleet-lab}"
+netns=vpsfleet-lab
+sink_ipv4="${VPSFLEET_LAB_MAIL_SINK:-198.51.100.3}"  # reserved for the relay in the lab fleet
+started=$SECONDS
+step() { printf '\n\033[1m==> %s\033[0m (%ss)\n' "$*" "$((SECONDS - started))"; }
+in_lab() { nsenter --net="/run/netns/$netns" "$@"; }
+
+step "validating inventories/lab"
+vpsfleet validate lab
+
+step "building what is missing"
+bash scripts/setup.d/30-podman.sh
+image="$(bash scripts/build-test-image.sh)"
+mkdir -p "$lab_dir/ssh" "$lab_dir/runner"
+chmod 700 "$lab_dir" "$lab_dir/ssh"
+key="$lab_dir/ssh/id_ed25519"
+[[ -f "$key" ]] || ssh-keygen -q -t ed25519 -N "" -C "ops@vpsfleet-lab" -f "$key"
+
+# The plan, from the fleet file: pools in use, guests, the sink, the relay's name.
+plan="$lab_dir/plan.sh"
+python - "$sink_ipv4" >"$plan" <<'PY'
+import ipaddress
+import shlex
+import sys
+
+from vpsfleet.environments import fleet_path
+from vpsfleet.loader import load_fleet
+
+fleet = load_fleet(fleet_path("lab"))
+sink = ipaddress.IPv4Address(sys.argv[1])
+found = fleet.pool_of(sink)
+if found is None or sink not in found[1].reserved:
+    sys.exit(f"the mail sink {sink} must be a reserved address of a lab pool (fleet.yml)")
+pools = {found[1].name: found[1]}
+guests = []
+for guest in fleet.live_guests():
+    if guest.ipv4 is None:
+        continue
+    _, pool = fleet.pool_of(guest.ipv4)
+    pools[pool.name] = pool
+    offer = fleet.offer(guest.offer)
+    guests.append(f"{guest.name}:{guest.ipv4}:{pool.name}:{offer.root}:{offer.name}")
+print("pools=(" + " ".join(shlex.quote(f"{p.name}:{p.network}:{p.gateway}") for p in pools.values()) + ")")
+print("guests=(" + " ".join(shlex.quote(g) for g in guests) + ")")
+print(f"sink_pool={found[1].name}")
+print(f"relay_host={shlex.quote(fleet.provider.relay.host)}")
+PY
+# shellcheck disable=SC1090
+source "$plan"
+
+step "lab network (namespace $netns)"
+if [[ ! -e "/run/netns/$netns" ]]; then
+  ip netns add "$netns"
+  ip -n "$netns" link set lo up
+fi
+for pool in "${pools[@]}"; do
+  IFS=: read -r name network gateway <<<"$pool"
+  if ! podman network exists "vpsfleet-lab-$name"; then
+    podman network create --label vpsfleet-lab=1 --disable-dns --subnet "$network" \
+      --gateway "$gateway" "vpsfleet-lab-$name" >/dev/null
+    echo "  network vpsfleet-lab-$name: $network, gateway $gateway"
+  fi
+done
+
+# start_container NAME HOSTNAME POOL IPV4: prints "new" when it had to be created.
+start_container() {
+  local name=$1 hostname=$2 pool=$3 ipv4=$4
+  if ! podman container exists "$name"; then
+    in_lab podman run -d --name "$name" --hostname "$hostname" --label vpsfleet-lab=1 \
+      --network "vpsfleet-lab-$pool" --ip "$ipv4" --systemd=always --cap-add NET_ADMIN \
+      "$image" /sbin/init >/dev/null
+    echo new
+  elif [[ "$(podman container inspect -f '{{.State.Running}}' "$name")" != true ]]; then
+    in_lab podman start "$name" >/dev/null
+  fi
+}
+
+step "containers"
+new_guests=()
+new_unmanaged=()
+for guest in "${guests[@]}" "mailsink:$sink_ipv4:$sink_pool:provider:lab"; do
+  IFS=: read -r name ipv4 pool who offer <<<"$guest"
+  if [[ "$(start_container "lab-$name" "$name" "$pool" "$ipv4")" == new ]]; then
+    echo "  lab-$name: created at $ipv4"
+    new_guests+=("$name")
+    [[ "$who" == customer ]] && new_unmanaged+=("$name")
+  fi
+done
+for name in "${new_guests[@]}"; do
+  # What cloud-init does in production: the provider's key on root, until Ansible takes over.
+  podman exec "lab-$name" systemctl is-system-running --wait >/dev/null || true
+  podman exec -i "lab-$name" sh -c \
+    'install -d -m 700 /root/.ssh && cat > /root/.ssh/authorized_keys && chmod 600 /root/.ssh/authorized_keys' \
+    <"$key.pub"
+done
+
+# What the lab adds to the fleet's inventory: the sink, and how the lab reaches its guests.
+cat >"$lab_dir/lab-hosts.yml" <<YAML
+# Written by scripts/lab.sh: the lab's additions to the fleet inventory.
+all:
+  vars:
+    ansible_user: root
+    ansible_ssh_private_key_file: $key
+    ansible_ssh_common_args: >-
+      -o UserKnownHostsFile=$lab_dir/ssh/known_hosts -o StrictHostKeyChecking=accept-new
+    # The lab's operator key stands in for the fleet's operators (whose keys are examples).
+    common_operators: [{name: ops, ssh_keys: ["$(cat "$key.pub")"]}]
+    common_mail_relay_address: "$sink_ipv4"
+    common_apt_update_cache: false  # the image carries every package; the lab has no way out
+mail_sinks:
+  hosts:
+    mailsink:
+      ansible_host: "$sink_ipv4"
+      mail_sink_hostname: "$relay_host"
+YAML
+
+# run_playbook PLAYBOOK [LIMIT]: through ansible-runner, inside the lab's namespace.
+run_playbook() {
+  in_lab python - "$root" "$lab_dir" "$1" "${2:-}" <<'PY'
+import sys
+
+import ansible_runner
+
+root, lab_dir, playbook, limit = sys.argv[1:5]
+result = ansible_runner.run(
+    private_data_dir=f"{lab_dir}/runner",
+    playbook=f"{root}/ansible/playbooks/{playbook}",
+    inventory=[f"{root}/inventories/lab/vpsfleet.yml", f"{lab_dir}/lab-hosts.yml"],
+    limit=limit or None,
+    envvars={
+        "ANSIBLE_CONFIG": f"{root}/ansible/ansible.cfg",
+        "ANSIBLE_DISPLAY_SKIPPED_HOSTS": "false",
+        "ANSIBLE_DISPLAY_OK_HOSTS": "false",
+        "ANSIBLE_FORCE_COLOR": "false",
+    },
+    rotate_artifacts=10,
+    quiet=False,
+)
+print(f"ansible-runner: {result.status}, artifacts in {result.config.artifact_dir}")
+sys.exit(0 if result.rc == 0 else 1)
+PY
+}
+
+if ((${#new_unmanaged[@]})); then
+  step "handing over new unmanaged guests: ${new_unmanaged[*]}"
+  run_playbook handover.yml "$(IFS=,; echo "${new_unmanaged[*]}")"
+fi
+step "applying site.yml (ansible-runner, over SSH)"
+run_playbook lab.yml
+
+step "the lab"
+printf '%-12s %-16s %-18s %-9s %s\n' NAME IPV4 OFFER STATE "HOW TO REACH IT"
+for guest in "${guests[@]}" "mailsink:$sink_ipv4:$sink_pool:provider:mail-sink"; do
+  IFS=: read -r name ipv4 pool who offer <<<"$guest"
+  state="$(podman container inspect -f '{{.State.Status}}' "lab-$name" 2>/dev/null || echo absent)"
+  case "$who:$offer" in
+    *:mail-sink) how="podman exec lab-mailsink ls /var/mail/sink/new  ($(podman exec lab-mailsink sh -c 'ls /var/mail/sink/new | wc -l') mails)" ;;
+    provider:*) how="nsenter --net=/run/netns/$netns ssh -i $key root@$ipv4" ;;
+    *) how="handed over: the customer's keys only (podman exec -it lab-$name bash)" ;;
+  esac
+  printf '%-12s %-16s %-18s %-9s %s\n' "$name" "$ipv4" "$offer" "$state" "$how"
+done
+echo
+echo "lab up in $((SECONDS - started)) s; scripts/lab-down.sh (make lab-down) removes it."

@@ -1,4 +1,5 @@
-"""Filters of the patching role: times of day against the backup window (M18)."""
+"""Filters of the patching role: times of day against the backup window (M18), and the lists
+that `apt-config dump` shows."""
 
 from __future__ import annotations
 
@@ -22,6 +23,20 @@ def patching_overlaps(start: Any, length: Any, window_start: Any, window_end: An
     return any(start < last + shift and first + shift < start + length for shift in (-DAY, 0, DAY))
 
 
+def patching_apt_list(lines: list[str], key: str) -> list[str]:
+    """The values of an apt list in `apt-config dump` output (`Key:: "value";` lines)."""
+    prefix = f"{key}:: "
+    return [
+        line[len(prefix):].removesuffix(";").strip('"')
+        for line in lines
+        if line.startswith(prefix)
+    ]
+
+
 class FilterModule:
     def filters(self) -> dict[str, Any]:
-        return {"patching_minutes": patching_minutes, "patching_overlaps": patching_overlaps}
+        return {
+            "patching_minutes": patching_minutes,
+            "patching_overlaps": patching_overlaps,
+            "patching_apt_list": patching_apt_list,
+        }

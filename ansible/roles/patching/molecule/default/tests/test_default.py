@@ -80,7 +80,7 @@ def test_apt_allows_only_the_security_origin(host: Any) -> None:
     dump = host.check_output("apt-config dump Unattended-Upgrade").splitlines()
     origins = [line for line in dump if line.startswith("Unattended-Upgrade::Origins-Pattern:: ")]
     assert origins == [
-        'Unattended-Upgrade::Origins-Pattern:: '
+        "Unattended-Upgrade::Origins-Pattern:: "
         '"origin=Debian,codename=${distro_codename}-security,label=Debian-Security";'
     ]
     assert 'Unattended-Upgrade::Automatic-Reboot "false";' in dump
@@ -100,9 +100,7 @@ def test_conffile_prompts_cannot_stall(host: Any) -> None:
 def test_daily_upgrade_runs_after_the_backup_window(host: Any) -> None:
     timer = host.check_output("systemctl show apt-daily-upgrade.timer -p TimersCalendar")
     assert "04:15:00" in timer
-    assert host.check_output("systemctl show apt-daily-upgrade.timer -p Persistent") == (
-        "Persistent=no"
-    )
+    assert host.check_output("systemctl show apt-daily-upgrade.timer -p Persistent") == ("Persistent=no")
     assert host.service("apt-daily-upgrade.timer").is_enabled
 
 

@@ -1,0 +1,44 @@
+"""Every Molecule scenario of the repository, run in full (`molecule test`: create, prepare,
+check, converge, idempotence, verify, destroy) on podman systemd containers of the local test
+image, with the shared base configuration (molecule/run.sh)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+# (project folder, scenario): each role's `default`, then the scenarios spanning roles.
+SCENARIOS = sorted(
+    (str(path.parent.parent.parent.relative_to(REPO)), path.parent.name)
+    for path in (REPO / "ansible" / "roles").glob("*/molecule/*/molecule.yml")
+) + sorted((".", path.parent.name) for path in (REPO / "molecule").glob("*/molecule.yml"))
+
+
+@pytest.mark.molecule
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("podman") is None, reason="podman is installed by make setup")
+@pytest.mark.parametrize(("project", "scenario"), SCENARIOS, ids=[f"{p}:{s}" for p, s in SCENARIOS])
+def test_molecule_scenario(project: str, scenario: str, tmp_path: Path) -> None:
+    log = tmp_path / "molecule.log"
+    with log.open("w") as out:
+        result = subprocess.run(
+            ["bash", str(REPO / "molecule" / "run.sh"), project, "test", "-s", scenario],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "VPSFLEET_ROOT": str(REPO), "NO_COLOR": "1"},
+            timeout=1200,
+        )
+    if result.returncode != 0:
+        pytest.fail(f"molecule test failed for {project}:{scenario}:\n{log.read_text()[-8000:]}")
+
+
+def test_every_role_has_a_scenario() -> None:
+    roles = {p.name for p in (REPO / "ansible" / "roles").iterdir() if (p / "tasks").is_dir()}
+    with_scenario = {Path(p).name for p, _ in SCENARIOS if p != "."}
+    assert roles - {"mail_sink"} <= with_scenario
