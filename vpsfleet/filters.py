@@ -171,12 +171,12 @@ def suspension_rules(management: Iterable[ipaddress.IPv4Network]) -> list[Rule]:
 
 def smtp_block_rules() -> list[Rule]:
     """M6: outbound TCP 25 is dropped; submission (587) and the rest stay open."""
-    return [Rule("drop", "out", -700, "ip", {"protocol": "tcp", "dstportstart": "25"},
+    return [Rule("drop", "out", -850, "ip", {"protocol": "tcp", "dstportstart": "25"},
                  "SMTP block")]
 
 
 def sensitive_port_rules(ports: Iterable[PortRange]) -> list[Rule]:
-    return [Rule("drop", "in", -600, "ip", _port_attrs(rng), f"sensitive port {rng.spec()}")
+    return [Rule("drop", "in", -840, "ip", _port_attrs(rng), f"sensitive port {rng.spec()}")
             for rng in ports]
 
 
@@ -222,12 +222,14 @@ def _layer3_port_attrs(rng: PortRange) -> dict[str, str]:
 def guest_rules(fleet: Fleet, guest: Guest, now: dt.datetime) -> list[Rule]:
     """Every rule of the guest's filter, in priority order."""
     policy = fleet.policy
+    # The SMTP block and the sensitive ports come before the suspension's management path:
+    # they hold whoever the peer is.
     rules = anti_spoofing_rules()
-    if guest.state is GuestState.SUSPENDED:
-        rules += suspension_rules(fleet.provider.management_networks)
     if smtp_blocked(guest, now):
         rules += smtp_block_rules()
     rules += sensitive_port_rules(inbound_dropped_ports(policy.filter, guest))
+    if guest.state is GuestState.SUSPENDED:
+        rules += suspension_rules(fleet.provider.management_networks)
     rules += layer2_defaults()
     rules += flow_limit_rules(policy.filter)
     if mitigation_active(guest, policy.mitigation.minimum_hours, now):

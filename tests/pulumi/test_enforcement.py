@@ -332,6 +332,7 @@ def test_suspension_cuts_the_guest_off_but_its_vm_keeps_running(vm: Vm) -> None:
     vm.apply(with_guest(vm.fleet, GUEST, state=GuestState.SUSPENDED))
     assert not vm.connects(PEER, 80), "the Internet side cannot reach a suspended guest"
     assert vm.connects(PEER_MANAGEMENT, 80), "the management path still can"
+    assert not vm.connects(PEER_MANAGEMENT, 445), "but not to a sensitive port"
     since = vm.mark()
     time.sleep(6)
     assert not [e for e in vm.peer_saw(since) if e[1] == guest_ip and e[2] != PEER_MANAGEMENT]

@@ -189,3 +189,11 @@ def test_naive_timestamps_are_read_as_utc(lab: Fleet) -> None:
 def test_port_range_spec_round_trips() -> None:
     assert PortRange("tcp", 135, 139).spec() == "135-139/tcp"
     assert PortRange("udp", 53, 53).spec() == "53/udp"
+
+
+def test_sensitive_ports_and_smtp_block_hold_even_for_the_management_path(lab: Fleet) -> None:
+    block = SmtpBlock(blocked_at=NOW - HOUR, until=None, reason="spam")
+    rules = rules_of(with_guest(lab, GUEST, state=GuestState.SUSPENDED, smtp_blocks=[block]))
+    management = min(r.priority for r in rules if r.why.startswith("suspended: management"))
+    assert all(r.priority < management for r in rules
+               if r.why.startswith("sensitive port") or r.why == "SMTP block")
