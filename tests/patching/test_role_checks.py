@@ -101,3 +101,16 @@ def test_role_refuses_a_reboot_window_inside_the_backup_window(tmp_path: Path) -
     done = run_assert(tmp_path, patching_maintenance_window="00:30")
     assert done.returncode != 0
     assert "(M18)" in done.stdout
+
+
+def test_apt_list_reads_apt_config_dump() -> None:
+    dump = [
+        'Unattended-Upgrade::Origins-Pattern "";',
+        'Unattended-Upgrade::Origins-Pattern:: "origin=Debian,codename=${distro_codename}-security";',
+        'Unattended-Upgrade::Origins-Pattern:: "origin=vpsfleet,label=apps";',
+        'Unattended-Upgrade::Package-Blacklist:: "mariadb";',
+    ]
+    assert filters().patching_apt_list(dump, "Unattended-Upgrade::Origins-Pattern") == [
+        "origin=Debian,codename=${distro_codename}-security",
+        "origin=vpsfleet,label=apps",
+    ]
