@@ -144,6 +144,7 @@ def main() -> int:
     parser.add_argument("--dump-mb", type=int, default=300)
     parser.add_argument("--compression", choices=["gzip", "zstd"], default="gzip")
     parser.add_argument("--keep", action="store_true", help="keep the work folder")
+    parser.add_argument("--no-reference", action="store_true", help="skip duplicity")
     args = parser.parse_args()
     rng = random.Random(6)  # the same data every time
     base = Path(tempfile.mkdtemp(prefix="vpsfleet-bench-", dir="/var/tmp"))
@@ -164,7 +165,9 @@ def main() -> int:
         store.start()
         try:
             results = {"ours": run_ours(base, source, store, Certs(cert, key, cert, key), args)}
-            if shutil.which("duplicity"):
+            if args.no_reference:
+                pass
+            elif shutil.which("duplicity"):
                 results["duplicity"] = run_duplicity(base, source, store, cert)
             else:
                 print("duplicity: not installed (apt-get install duplicity): reference skipped")
