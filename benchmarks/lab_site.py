@@ -1,0 +1,221 @@
+"""Lab timings: `make lab` from nothing and when already up, then site.yml on N lab guests, first
+run and second run (which must report no change). Prints figures; never asserts on time.
+
+    .venv/bin/python benchmarks/lab_site.py                  # lab up twice, site on 2 and 8
+    .venv/bin/python benchmarks/lab_site.py --no-lab --guests 2
+
+The N guests are systemd containers of the test image in a network namespace and podman network
+of the benchmark's own (192.0.2.0/24), configured as managed guests; they are removed at the end.
+Method and results: docs/benchmarks-lab.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = REPO / ".venv" / "bin"
+NETNS = "vpsfleet-bench"
+NETWORK = "vpsfleet-bench"
+SUBNET, GATEWAY = "192.0.2.0/24", "192.0.2.1"
+RECAP = re.compile(r"^(\S+)\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
+
+
+def sh(*args: str, ns: bool = False, check: bool = True) -> subprocess.CompletedProcess[str]:
+    command = ["nsenter", f"--net=/run/netns/{NETNS}", *args] if ns else list(args)
+    return subprocess.run(command, check=check, capture_output=True, text=True)
+
+
+def timed(label: str, *command: str) -> float:
+    start = time.monotonic()
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
+    elapsed = time.monotonic() - start
+    if result.returncode != 0:
+        sys.exit(f"{label} failed:\n{result.stdout[-4000:]}\n{result.stderr[-2000:]}")
+    print(f"{label:<40} {elapsed:7.1f} s", flush=True)
+    return elapsed
+
+
+def bench_lab() -> None:
+    subprocess.run(["bash", "scripts/lab-down.sh"], cwd=REPO, check=True, capture_output=True)
+    timed("make lab, from nothing", "bash", "scripts/lab.sh")
+    timed("make lab, already up", "bash", "scripts/lab.sh")
+
+
+def up(count: int, image: str, key: Path) -> list[tuple[str, str]]:
+    if not Path(f"/run/netns/{NETNS}").exists():
+        sh("ip", "netns", "add", NETNS)
+        sh("ip", "-n", NETNS, "link", "set", "lo", "up")
+    if sh("podman", "network", "exists", NETWORK, check=False).returncode != 0:
+        sh(
+            "podman",
+            "network",
+            "create",
+            "--disable-dns",
+            "--label",
+            "vpsfleet-bench=1",
+            "--subnet",
+            SUBNET,
+            "--gateway",
+            GATEWAY,
+            NETWORK,
+        )
+    guests = [(f"bench-{i:02d}", f"192.0.2.{10 + i}") for i in range(1, count + 1)]
+    for name, ipv4 in guests:
+        sh(
+            "podman",
+            "run",
+            "-d",
+            "--name",
+            name,
+            "--hostname",
+            name,
+            "--label",
+            "vpsfleet-bench=1",
+            "--network",
+            NETWORK,
+            "--ip",
+            ipv4,
+            "--systemd=always",
+            "--cap-add",
+            "NET_ADMIN",
+            image,
+            "/sbin/init",
+            ns=True,
+        )
+    for name, _ in guests:
+        sh("podman", "exec", name, "systemctl", "is-system-running", "--wait", check=False)
+        subprocess.run(
+            [
+                "podman",
+                "exec",
+                "-i",
+                name,
+                "sh",
+                "-c",
+                "install -d -m 700 /root/.ssh && cat > /root/.ssh/authorized_keys",
+            ],
+            input=key.with_suffix(".pub").read_text(),
+            text=True,
+            check=True,
+        )
+    return guests
+
+
+def down() -> None:
+    names = sh(
+        "podman", "ps", "-a", "--filter", "label=vpsfleet-bench=1", "--format", "{{.Names}}"
+    ).stdout.split()
+    if names:
+        sh("podman", "rm", "-f", "-t", "3", *names)
+    sh("podman", "network", "rm", NETWORK, check=False)
+    sh("ip", "netns", "delete", NETNS, check=False)
+
+
+def inventory(guests: list[tuple[str, str]], key: Path) -> dict[str, object]:
+    pub = key.with_suffix(".pub").read_text().strip()
+    return {
+        "all": {
+            "vars": {
+                "ansible_user": "root",
+                "ansible_ssh_private_key_file": str(key),
+                "ansible_ssh_common_args": "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null",
+                "vpsfleet_provider": {
+                    "name": "bench",
+                    "operations_email": "ops@bench.example.net",
+                    "relay": {"host": "relay.bench.example.net", "port": 587},
+                    "operators": [{"name": "ops", "ssh_keys": [pub]}],
+                },
+                "vpsfleet_offer": {"name": "managed", "kind": "managed_vps", "root": "provider"},
+                "vpsfleet_customer": {"id": "c-bench", "ssh_keys": [pub]},
+                "vpsfleet_monitor_addresses": ["192.0.2.250"],
+                "common_mail_relay_address": "192.0.2.3",
+                "common_apt_update_cache": False,
+            }
+        },
+        "managed": {"hosts": {name: {"ansible_host": ipv4} for name, ipv4 in guests}},
+    }
+
+
+def site(work: Path, inv: Path, run: int) -> tuple[float, int, int]:
+    ident = f"site-{run}"
+    start = time.monotonic()
+    result = subprocess.run(
+        [
+            "nsenter",
+            f"--net=/run/netns/{NETNS}",
+            str(BIN / "ansible-runner"),
+            "run",
+            str(work),
+            "--ident",
+            ident,
+            "-p",
+            str(REPO / "ansible" / "playbooks" / "site.yml"),
+            "--inventory",
+            str(inv),
+            "-q",
+        ],
+        env={
+            **os.environ,
+            "ANSIBLE_CONFIG": str(REPO / "ansible" / "ansible.cfg"),
+            "PATH": f"{BIN}:{os.environ['PATH']}",
+        },
+        capture_output=True,
+        text=True,
+    )
+    elapsed = time.monotonic() - start
+    stdout = (work / "artifacts" / ident / "stdout").read_text()
+    recap = RECAP.findall(re.sub(r"\x1b\[[0-9;]*m", "", stdout))
+    if result.returncode != 0 or not recap:
+        sys.exit(f"site.yml failed:\n{stdout[-4000:]}")
+    changed = sum(int(r[2]) for r in recap)
+    failed = sum(int(r[4]) + int(r[3]) for r in recap)
+    return elapsed, changed, failed
+
+
+def bench_site(count: int, image: str) -> None:
+    with tempfile.TemporaryDirectory(prefix="vpsfleet-bench-") as tmp:
+        work = Path(tmp)
+        key = work / "id_ed25519"
+        sh("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key))
+        down()
+        try:
+            guests = up(count, image, key)
+            inv = work / "inventory.json"
+            inv.write_text(json.dumps(inventory(guests, key)))
+            for run in (1, 2):
+                elapsed, changed, failed = site(work, inv, run)
+                print(
+                    f"site.yml on {count} guests, run {run:<17} {elapsed:7.1f} s   "
+                    f"changed={changed} failed={failed}",
+                    flush=True,
+                )
+        finally:
+            down()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--guests", type=int, nargs="*", default=[2, 8])
+    parser.add_argument("--no-lab", action="store_true", help="skip the make lab timings")
+    args = parser.parse_args()
+    image = subprocess.run(
+        ["bash", "scripts/build-test-image.sh"], cwd=REPO, check=True, capture_output=True, text=True
+    ).stdout.split()[-1]
+    print(f"machine: {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}; image {image}")
+    if not args.no_lab:
+        bench_lab()
+    for count in args.guests:
+        bench_site(count, image)
+
+
+if __name__ == "__main__":
+    main()
