@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -91,6 +92,7 @@ class Faults:
     kills: int = 0
     quota_bytes: int | None = None  # refuse writes beyond this many bytes in the home folder
     drop_after_bytes: int | None = None  # silently store only this much of each file
+    stall_uploads: bool = False  # stop reading upload data: a store that hangs
     paused: threading.Event = field(default_factory=threading.Event)
 
 
@@ -147,6 +149,9 @@ class FtpStore:
 
         class KillingDTP(TLS_DTPHandler):  # type: ignore[misc]
             def handle_read_event(self) -> None:  # what the I/O loop calls
+                if faults.stall_uploads and self.receive and self.tot_bytes_received > 0:
+                    time.sleep(0.01)  # leave the data unread; do not spin the loop
+                    return
                 limit = faults.kill_after_bytes
                 if (
                     limit is not None
@@ -240,9 +245,11 @@ def make_config(
     store: FtpStore,
     certs: Certs,
     site: Path,
+    store_settings: dict[str, Any] | None = None,
     **overrides: Any,
 ) -> Any:
-    """A Config for the agent against `store`, with short timeouts so faults fail fast."""
+    """A Config for the agent against `store`, with short timeouts so faults fail fast;
+    `store_settings` override the `store` section, `overrides` the top level."""
     secrets = tmp_path / "secrets"
     secrets.mkdir(exist_ok=True, mode=0o700)
     password_file = secrets / "store.password"
@@ -258,7 +265,7 @@ def make_config(
         "retries": 1,
         "reconnect_seconds": 1,
     }
-    store_data.update(overrides.pop("store", {}))
+    store_data.update(store_settings or {})
     state = tmp_path / "state"
     data: dict[str, Any] = {
         "customer": "c1",

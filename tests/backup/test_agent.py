@@ -293,12 +293,9 @@ def test_certificate_for_another_name(
     impostor = FtpStore(store.root, certs.wrong_cert, certs.wrong_key, Faults())
     impostor.port = store.port
     impostor.start()
-    trusting = make_config(agent, tmp_path, store, certs, site)
-    trusting = type(config)(
-        **{**config.__dict__, "store": type(config.store)(
-            **{**config.store.__dict__, "ca_file": str(certs.wrong_cert)}
-        )}
-    )  # fmt: skip
+    trusting = make_config(
+        agent, tmp_path, store, certs, site, store_settings={"ca_file": str(certs.wrong_cert)}
+    )
     try:
         outcome = agent.run(trusting, now=NIGHT, use_deadline=False)  # trusted, wrong name
         assert outcome.reason == "tls_failed", outcome.message
@@ -457,6 +454,24 @@ def test_deadline_stops_the_run_and_its_children(
     assert snapshot(store.home / "2026-11-22") == previous
     fake_db["mode"].write_text("ok")
     assert agent.run(config, now=NIGHT, use_deadline=False).reason == "ok"
+
+
+def test_deadline_during_a_stalled_upload(
+    agent: ModuleType, tmp_path: Path, store: FtpStore, certs: Certs, site: Path
+) -> None:
+    config = make_config(agent, tmp_path, store, certs, site, store_settings={"timeout_seconds": 60})
+    previous = good_night(agent, config, store)
+    store.faults.stall_uploads = True
+    began = time.monotonic()
+    deadline = dt.datetime.now().astimezone() + dt.timedelta(seconds=3)
+    outcome = agent.run(config, now=NIGHT, deadline=deadline)
+    assert outcome.reason == "deadline", outcome.message
+    assert time.monotonic() - began < 15  # not lftp's 60 s timeout
+    assert snapshot(store.home / "2026-11-22") == previous
+    assert agent.published_sets(store.sets()) == ["2026-11-22"]
+    store.faults.stall_uploads = False
+    assert agent.run(config, now=NIGHT, use_deadline=False).reason == "ok"
+    assert store.sets() == ["2026-11-22", "2026-11-23"]
 
 
 def test_run_killed_by_sigterm_reports_it(
