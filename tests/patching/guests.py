@@ -99,6 +99,7 @@ def run_playbook(tmp_path: Path, playbook: str, hosts: list[str],
             },
         }
     }
+    tmp_path.mkdir(parents=True, exist_ok=True)
     inventory_file = tmp_path / "inventory.json"
     inventory_file.write_text(json.dumps(inventory), encoding="utf-8")
     summary = tmp_path / "summary"

@@ -73,8 +73,9 @@ def test_no_reboot_without_notice_or_before_its_time(
     guests["patching-roll-1"].announce(FUTURE)  # announced, not yet due
     guests["patching-roll-4"].announce(PAST, sent=False)  # needs a reboot, never announced
     before = {name: guests[name].pid1_start() for name in guests if name != "patching-roll-2"}
+    # One batch: the batches themselves are the first rollout's business.
     run = run_patch(tmp_path, ["patching-roll-1", "patching-roll-3", "patching-roll-4"],
-                    {h: SERVICES for h in guests})
+                    {h: SERVICES for h in guests}, patch_serial=[3])
     assert run.rc == 0, run.output
     assert guests["patching-roll-1"].pid1_start() == before["patching-roll-1"]
     assert guests["patching-roll-4"].pid1_start() == before["patching-roll-4"]
