@@ -67,6 +67,7 @@ def up(count: int, image: str, key: Path) -> list[tuple[str, str]]:
             "--gateway",
             GATEWAY,
             NETWORK,
+            ns=True,  # podman checks the subnet against the routes of its own namespace
         )
     guests = [(f"bench-{i:02d}", f"192.0.2.{10 + i}") for i in range(1, count + 1)]
     for name, ipv4 in guests:

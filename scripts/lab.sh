@@ -73,7 +73,8 @@ fi
 for pool in "${pools[@]}"; do
   IFS=: read -r name network gateway <<<"$pool"
   if ! podman network exists "vpsfleet-lab-$name"; then
-    podman network create --label vpsfleet-lab=1 --disable-dns --subnet "$network" \
+    # Inside the namespace: podman checks the subnet against the routes of its own namespace.
+    in_lab podman network create --label vpsfleet-lab=1 --disable-dns --subnet "$network" \
       --gateway "$gateway" "vpsfleet-lab-$name" >/dev/null
     echo "  network vpsfleet-lab-$name: $network, gateway $gateway"
   fi
