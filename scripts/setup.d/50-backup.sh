@@ -23,4 +23,19 @@ for service in proftpd mariadb pure-ftpd; do
     fi
   fi
 done
-echo "  backup test servers: system instances stopped"
+
+# pure-ftpd, the tests' second real FTP server, conflicts with proftpd-core in Debian 12 (both
+# provide ftp-server): unpack its package under /opt instead of installing it. Its libraries
+# come from scripts/debian-packages/50-backup.txt.
+unpacked=/opt/vpsfleet/pure-ftpd
+if [[ ! -x /usr/sbin/pure-ftpd && ! -x "$unpacked/usr/sbin/pure-ftpd" ]]; then
+  echo "  unpacking pure-ftpd into $unpacked"
+  work="$(mktemp -d)"
+  chmod 755 "$work"  # apt's download user must write there
+  (cd "$work" && apt-get download -q pure-ftpd >/dev/null 2>&1) \
+    || { apt-get update -qq && (cd "$work" && apt-get download -q pure-ftpd >/dev/null); }
+  mkdir -p "$unpacked"
+  dpkg-deb -x "$work"/pure-ftpd_*.deb "$unpacked"
+  rm -rf "$work"
+fi
+echo "  backup test servers: system instances stopped, pure-ftpd available"

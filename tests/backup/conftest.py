@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, Protocol
 
 import pytest
 
@@ -239,10 +239,14 @@ def write_exec(path: Path, text: str) -> Path:
     return path
 
 
+class StoreLike(Protocol):
+    port: int
+
+
 def make_config(
     agent: ModuleType,
     tmp_path: Path,
-    store: FtpStore,
+    store: StoreLike,
     certs: Certs,
     site: Path,
     store_settings: dict[str, Any] | None = None,
@@ -554,6 +558,105 @@ def mariadb() -> Iterator[MariaDB]:
     server.install()
     server.start()
     server.sql(SHOP_SQL.format(password=BACKUP_USER_PASSWORD))
+    yield server
+    server.stop()
+    shutil.rmtree(base, ignore_errors=True)
+
+
+# --- pure-ftpd: a second real server ----------------------------------------------------------
+
+# Debian 12's pure-ftpd conflicts with proftpd-core (both provide ftp-server): setup unpacks its
+# package here instead of installing it (scripts/setup.d/50-backup.sh).
+PUREFTPD_UNPACKED = Path("/opt/vpsfleet/pure-ftpd")
+
+
+def pure_ftpd_binaries() -> tuple[str, str] | None:
+    for root in (Path("/"), PUREFTPD_UNPACKED):
+        daemon, pw = root / "usr/sbin/pure-ftpd", root / "usr/bin/pure-pw"
+        if daemon.exists() and pw.exists():
+            return str(daemon), str(pw)
+    return None
+
+
+class PureFtpdStore:
+    """A private pure-ftpd on loopback: TLS required (-Y 2), chroot (-A), virtual user g1 in a
+    PureDB with a quota of `max_files` files (and 1000 MB: a size of 0 means 0, not unlimited)."""
+
+    def __init__(self, base: Path, cert: Path, key: Path, max_files: int) -> None:
+        found = pure_ftpd_binaries()
+        if found is None:
+            pytest.fail("pure-ftpd missing: run scripts/setup.sh (scripts/setup.d/50-backup.sh)")
+        self.daemon, self.pure_pw = found
+        self.base = base
+        self.run_dir = base / "run"
+        self.home = base / "srv" / "c1" / "g1"
+        self.run_dir.mkdir(parents=True)
+        self.home.mkdir(parents=True)
+        for folder in (base / "srv", base / "srv" / "c1", self.home):
+            os.chown(folder, 65534, 65534)
+        base.chmod(0o755)
+        (self.run_dir / "cert.pem").write_bytes(cert.read_bytes() + key.read_bytes())
+        (self.run_dir / "cert.pem").chmod(0o600)
+        self.port = free_port_range(21)
+        self.proc: subprocess.Popen[bytes] | None = None
+        subprocess.run(
+            [self.pure_pw, "useradd", "g1", "-u", "65534", "-g", "65534", "-d", str(self.home),
+             "-f", str(self.run_dir / "pureftpd.passwd"), "-m",
+             "-F", str(self.run_dir / "pureftpd.pdb"), "-n", str(max_files), "-N", "1000"],
+            input=f"{PASSWORD}\n{PASSWORD}\n".encode(), check=True, capture_output=True,
+        )  # fmt: skip
+        # pure-pw's own hash is deliberately slow (seconds per login on a busy machine): store a
+        # SHA-512 crypt instead, which pure-ftpd checks with crypt() as well.
+        hashed = subprocess.run(
+            ["openssl", "passwd", "-6", "-stdin"], input=PASSWORD.encode(),
+            capture_output=True, check=True,
+        ).stdout.decode().strip()  # fmt: skip
+        passwd = self.run_dir / "pureftpd.passwd"
+        fields = passwd.read_text().strip().split(":")
+        fields[1] = hashed
+        passwd.write_text(":".join(fields) + "\n")
+        self.set_max_files(max_files)
+
+    def set_max_files(self, count: int) -> None:
+        subprocess.run(
+            [self.pure_pw, "usermod", "g1", "-n", str(count), "-N", "1000", "-m",
+             "-f", str(self.run_dir / "pureftpd.passwd"), "-F", str(self.run_dir / "pureftpd.pdb")],
+            check=True, capture_output=True,
+        )  # fmt: skip
+
+    def start(self) -> None:
+        import socket
+
+        self.proc = subprocess.Popen(
+            [self.daemon, "-S", f"127.0.0.1,{self.port}",
+             "-l", f"puredb:{self.run_dir / 'pureftpd.pdb'}", "-A", "-E", "-H",
+             "-Y", "2", "-2", str(self.run_dir / "cert.pem"),
+             "-p", f"{self.port + 1}:{self.port + 20}"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        for _ in range(100):
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port)):
+                return
+            time.sleep(0.05)
+        raise RuntimeError("pure-ftpd did not start")
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+            self.proc = None
+
+    def sets(self) -> list[str]:
+        return sorted(p.name for p in self.home.iterdir() if p.name != ".ftpquota")
+
+
+@pytest.fixture
+def pureftpd(certs: Certs) -> Iterator[PureFtpdStore]:
+    import tempfile
+
+    base = Path(tempfile.mkdtemp(prefix="vpsfleet-pureftpd-", dir="/var/tmp"))
+    server = PureFtpdStore(base, certs.good_cert, certs.good_key, max_files=6)
+    server.start()
     yield server
     server.stop()
     shutil.rmtree(base, ignore_errors=True)

@@ -14,7 +14,7 @@ from tests.backup.conftest import NIGHT, Certs, ProftpdStore, make_config, metri
 
 def config_for(agent: ModuleType, tmp_path: Path, server: ProftpdStore, certs: Certs,
                site: Path, **overrides: Any) -> Any:  # fmt: skip
-    return make_config(agent, tmp_path, server, certs, site, **overrides)  # type: ignore[arg-type]
+    return make_config(agent, tmp_path, server, certs, site, **overrides)
 
 
 def test_publishes_a_set_the_server_hashed(
