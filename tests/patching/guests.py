@@ -82,7 +82,8 @@ class PlaybookRun:
 
 
 def run_playbook(tmp_path: Path, playbook: str, hosts: list[str],
-                 host_vars: dict[str, dict[str, Any]] | None = None, **extra: Any) -> PlaybookRun:
+                 host_vars: dict[str, dict[str, Any]] | None = None, check: bool = False,
+                 **extra: Any) -> PlaybookRun:
     """Runs ansible/playbooks/PLAYBOOK on the given containers (in that order), as managed,
     active guests."""
     members = {h: (host_vars or {}).get(h, {}) for h in hosts}
@@ -111,11 +112,13 @@ def run_playbook(tmp_path: Path, playbook: str, hosts: list[str],
     }
     argv = [str(ROOT / ".venv" / "bin" / "ansible-playbook"), "-i", str(inventory_file),
             str(ROOT / "ansible" / "playbooks" / playbook), "-e", json.dumps(extra)]
+    if check:
+        argv.append("--check")
     done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=900,
                           check=False, cwd=ROOT / "ansible")
     return PlaybookRun(done.returncode, done.stdout + done.stderr, summary)
 
 
 def run_patch(tmp_path: Path, hosts: list[str], host_vars: dict[str, dict[str, Any]] | None = None,
-              **extra: Any) -> PlaybookRun:
-    return run_playbook(tmp_path, "patch.yml", hosts, host_vars, **extra)
+              check: bool = False, **extra: Any) -> PlaybookRun:
+    return run_playbook(tmp_path, "patch.yml", hosts, host_vars, check, **extra)

@@ -73,9 +73,17 @@ def test_no_reboot_without_notice_or_before_its_time(
     guests["patching-roll-1"].announce(FUTURE)  # announced, not yet due
     guests["patching-roll-4"].announce(PAST, sent=False)  # needs a reboot, never announced
     before = {name: guests[name].pid1_start() for name in guests if name != "patching-roll-2"}
+    hosts = ["patching-roll-1", "patching-roll-3", "patching-roll-4"]
+    # Check mode says who is due and touches no one.
+    dry = run_patch(tmp_path / "check", hosts, {h: SERVICES for h in guests}, check=True,
+                    patch_serial=[3])
+    assert dry.rc == 0, dry.output
+    assert {h: r["result"] for h, r in dry.results().items()} == {
+        "patching-roll-3": "would reboot"
+    }
+    assert guests["patching-roll-3"].pid1_start() == before["patching-roll-3"]
     # One batch: the batches themselves are the first rollout's business.
-    run = run_patch(tmp_path, ["patching-roll-1", "patching-roll-3", "patching-roll-4"],
-                    {h: SERVICES for h in guests}, patch_serial=[3])
+    run = run_patch(tmp_path / "run", hosts, {h: SERVICES for h in guests}, patch_serial=[3])
     assert run.rc == 0, run.output
     assert guests["patching-roll-1"].pid1_start() == before["patching-roll-1"]
     assert guests["patching-roll-4"].pid1_start() == before["patching-roll-4"]
