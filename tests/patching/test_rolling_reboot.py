@@ -29,6 +29,13 @@ def guests(make_guests: Any) -> dict[str, Guest]:
         "patching-roll-3": "always",
         "patching-roll-4": "always",
     })
+    # The canary serves web: a stand-in for nginx that starts at boot, so the post-check asks
+    # it for a page after the reboot.
+    made["patching-roll-1"].sh(
+        "printf '[Service]\\nExecStart=/usr/bin/python3 -m http.server 80 --bind 127.0.0.1 "
+        "--directory /srv\\n[Install]\\nWantedBy=multi-user.target\\n' "
+        "> /etc/systemd/system/nginx.service && systemctl enable --now nginx.service"
+    )
     return made
 
 
@@ -37,9 +44,11 @@ def first_rollout(guests: dict[str, Guest], tmp_path_factory: pytest.TempPathFac
     for guest in guests.values():
         guest.announce(PAST)
     before = {name: g.pid1_start() for name, g in guests.items()}
+    host_vars = {h: SERVICES for h in guests}
+    host_vars["patching-roll-1"] = {"vpsfleet_services": ["ssh", "nginx"]}
     run = run_patch(tmp_path_factory.mktemp("rollout-1"),
                     ["patching-roll-1", "patching-roll-2", "patching-roll-3"],
-                    {h: SERVICES for h in guests}, patch_reboot_timeout=40)
+                    host_vars, patch_reboot_timeout=40)
     return run, before
 
 
@@ -50,6 +59,9 @@ def test_canary_reboots_and_comes_back(guests: dict[str, Guest], first_rollout: 
     assert canary.sh("test -e /run/reboot-required && echo yes || echo no") == "no"
     assert run.results()["patching-roll-1"]["result"] == "ok"
     assert '"status": "done"' in canary.sh("cat /var/lib/vpsfleet/patching/notice.json")
+    # Its web server was asked for a page after the reboot (and answered).
+    web_check = run.output.split("TASK [Check the web server answers]", 1)[1].split("TASK [", 1)[0]
+    assert "ok: [patching-roll-1]" in web_check
 
 
 def test_guest_that_does_not_come_back_stops_the_rollout(
