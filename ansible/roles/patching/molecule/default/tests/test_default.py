@@ -121,7 +121,8 @@ def test_customer_notice_in_french_before_the_reboot(host: Any, upgraded: Any) -
     sent = parsedate_to_datetime(mail["Date"])
     assert reboot_at.strftime("%H:%M") == "05:30"
     assert dt.timedelta(hours=24) <= reboot_at - sent < dt.timedelta(hours=48)
-    assert f"à 05:30 (Europe/Paris) ({reboot_at.isoformat(timespec='minutes')})" in body
+    text = " ".join(body.split())
+    assert f"à 05:30 (Europe/Paris) ({reboot_at.isoformat(timespec='minutes')})" in text
     state = json.loads(host.file("/var/lib/vpsfleet/patching/notice.json").content_string)
     assert state["status"] == "sent"
     assert state["reboot_at"] == mail["X-Vpsfleet-Reboot-At"]
