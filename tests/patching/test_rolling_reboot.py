@@ -6,6 +6,7 @@ and a failed package install stop it too, each saying why."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -77,6 +78,20 @@ def test_guest_that_does_not_come_back_stops_the_rollout(
     assert "patching-roll-3" not in run.results()
     assert guests["patching-roll-3"].pid1_start() == before["patching-roll-3"]
     assert not (run.summary_dir / "summary.json").exists()
+
+
+def test_paused_rollout_touches_no_guest(
+    guests: dict[str, Guest], first_rollout: Any, tmp_path: Path
+) -> None:
+    due = guests["patching-roll-3"]  # still due: the first rollout stopped before it
+    before = due.pid1_start()
+    pause = tmp_path / "PATCH_PAUSED"
+    pause.touch()
+    run = run_patch(tmp_path, [due.name], {due.name: SERVICES}, patch_pause_file=str(pause))
+    assert run.rc == 0, run.output
+    assert due.pid1_start() == before
+    summary = json.loads((run.summary_dir / "summary.json").read_text(encoding="utf-8"))
+    assert (summary["paused"], summary["complete"], summary["guests"]) == (True, False, [])
 
 
 def test_no_reboot_without_notice_or_before_its_time(
