@@ -24,4 +24,12 @@ else
   printf '%s\n' "$want" > "$conf"
   echo "  wrote $conf (runc, ulimits)"
 fi
+# Each systemd container takes inotify instances; the default (128 per user, all containers
+# share root's) runs out with a dozen of them and systemd then hangs at boot.
+for limit in fs.inotify.max_user_instances=1024 fs.inotify.max_user_watches=524288; do
+  key="${limit%=*}" want="${limit#*=}"
+  if (($(sysctl -n "$key") < want)); then
+    sysctl -qw "$limit" && echo "  $limit"
+  fi
+done
 podman info --format '{{.Host.OCIRuntime.Name}}' >/dev/null
