@@ -117,6 +117,7 @@ def guest(tmp_path: Path) -> Guest:
         "2026-11-23 04:16:01 upgrade vpsfleet-sec-demo:all 1.0 1.1\n"
         "2026-11-23 04:16:02 upgrade linux-image-amd64:amd64 6.1.1 6.1.2\n"
         "2026-11-23 04:16:02 install linux-image-6.1.0-99-amd64:amd64 <none> 6.1.2\n"
+        "2026-11-23 04:16:03 install some-provisioning:amd64 <none> 2.0\n"
         "2026-11-01 04:16:02 upgrade old-news:amd64 1 2\n",
         encoding="utf-8",
     )
@@ -152,6 +153,7 @@ def test_reboot_needed_mails_the_customer_in_french_with_a_copy_to_operations(
     assert "  - linux-image-amd64 6.1.1 -> 6.1.2" in body
     assert "  - linux-image-6.1.0-99-amd64 6.1.2\n" in body  # a new package
     assert "old-news" not in body  # older than the look-back
+    assert "some-provisioning" not in body  # installed, not updated
     assert "(demandé par : linux-image-6.1.0-99-amd64)" in " ".join(body.split())
     assert max(len(line) for line in body.splitlines()) <= 100
     assert "le mardi 24 novembre 2026 à 05:30 (Europe/Paris) (2026-11-24T05:30+01:00)" in " ".join(

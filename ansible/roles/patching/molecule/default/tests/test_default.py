@@ -116,6 +116,7 @@ def test_customer_notice_in_french_before_the_reboot(host: Any, upgraded: Any) -
     assert "redémarrage" in mail["Subject"]
     assert "vpsfleet-sec-reboot-demo" in body
     assert "vpsfleet-sec-demo 1.0 -> 1.1" in body
+    assert "vpsfleet-regular-demo" not in body  # installed, never updated
     # In the maintenance window (05:30, local time), at least 24 h after the mail was sent.
     reboot_at = dt.datetime.fromisoformat(mail["X-Vpsfleet-Reboot-At"])
     sent = parsedate_to_datetime(mail["Date"])
