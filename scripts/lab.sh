@@ -150,6 +150,10 @@ result = ansible_runner.run(
         "ANSIBLE_DISPLAY_SKIPPED_HOSTS": "false",
         "ANSIBLE_DISPLAY_OK_HOSTS": "false",
         "ANSIBLE_FORCE_COLOR": "false",
+        # SSH masters of the lab's own, gone with it (make lab-down): a master left from
+        # containers that were since replaced at the same address breaks the next run.
+        "ANSIBLE_SSH_CONTROL_PATH_DIR": f"{lab_dir}/ssh/cp",
+        "ANSIBLE_SSH_RETRIES": "3",
     },
     rotate_artifacts=10,
     quiet=False,
