@@ -8,20 +8,15 @@ datacenter, so adding or removing a guest never renumbers another.
 
 from __future__ import annotations
 
-import copy
 import datetime as dt
-import io
 import ipaddress
-import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
 from vpsfleet.fleet import Fleet
+from vpsfleet.fleet_edit import delete_keys, find_item, insert_after, load_document, write_checked
 from vpsfleet.loader import FleetInvalid, check_fleet
 from vpsfleet.schema import GuestState, Pool
 
@@ -79,56 +74,6 @@ def lowest_free(fleet: Fleet, datacenter: str, today: dt.date) -> ipaddress.IPv4
     raise AllocationError(f"no free IPv4 address left in the pools of datacenter {datacenter}")
 
 
-# --- editing the fleet file (round-trip: comments and layout are kept) ------------------------
-
-
-def _round_trip() -> YAML:
-    yaml = YAML(typ="rt")
-    yaml.preserve_quotes = True
-    yaml.width = 4096
-    yaml.indent(mapping=2, sequence=4, offset=2)
-    return yaml
-
-
-def _find_machine(doc: Any, name: str) -> tuple[str, CommentedMap]:
-    for section in ("guests", "dedicated_servers"):
-        for item in doc.get(section) or []:
-            if isinstance(item, CommentedMap) and item.get("name") == name:
-                return section, item
-    raise AllocationError(f"no guest or dedicated server named {name!r}")
-
-
-def _write_checked(path: Path, doc: Any, today: dt.date) -> None:
-    """Validates the edited document and only then replaces the file, atomically."""
-    buffer = io.StringIO()
-    _round_trip().dump(doc, buffer)
-    text = buffer.getvalue()
-    _fleet, problems = check_fleet(path, today=today, text=text)
-    if problems:
-        raise FleetInvalid(path, problems)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".fleet-", suffix=".yml")
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
-    os.chmod(tmp, path.stat().st_mode & 0o777)
-    os.replace(tmp, path)
-
-
-def _move_trailing_lines(item: CommentedMap, before: str, after: str) -> None:
-    """ruamel keeps the blank lines that follow a mapping with its last key; a key appended
-    after it must take them, or they would end up between the two keys."""
-    comments = item.ca.items.get(before)
-    if not comments or len(comments) < 3 or comments[2] is None:
-        return
-    token = comments[2]
-    own, newline, rest = token.value.partition("\n")
-    if not rest:
-        return
-    moved = copy.copy(token)
-    moved.value = rest if own.strip() else "\n" + rest
-    token.value = own + newline
-    item.ca.items[after] = [None, None, moved, None]
-
-
 def allocate(path: Path, name: str, *, today: dt.date | None = None) -> ipaddress.IPv4Address:
     """Gives guest (or dedicated server) `name` the lowest free address of its datacenter and
     writes it into the fleet file. Refuses, changing nothing, if the fleet has any other
@@ -155,16 +100,12 @@ def allocate(path: Path, name: str, *, today: dt.date | None = None) -> ipaddres
     assert datacenter is not None  # the checks above passed: its host exists
     address = lowest_free(fleet, datacenter, today)
 
-    doc = _round_trip().load(path.read_text())
-    _section, item = _find_machine(doc, name)
-    keys = list(item.keys())
-    position = keys.index("image") + 1 if "image" in keys else len(keys)
-    if "datacenter" in keys and "image" not in keys:
-        position = keys.index("datacenter") + 1
-    item.insert(position, "ipv4", str(address))
-    if position == len(keys) and keys:
-        _move_trailing_lines(item, keys[-1], "ipv4")
-    _write_checked(path, doc, today)
+    doc = load_document(path)
+    item = find_item(doc, ("guests", "dedicated_servers"), name)
+    assert item is not None  # the fleet, read from the same file, has it
+    # A guest's address follows its image, a dedicated server's its datacenter.
+    insert_after(item, "image" if "image" in item else "datacenter", [("ipv4", str(address))])
+    write_checked(path, doc, today)
     return address
 
 
@@ -187,9 +128,10 @@ def release(path: Path, name: str, *, today: dt.date | None = None) -> ipaddress
         raise AllocationError(f"guest {name} holds no address")
     address = guest.ipv4
 
-    doc = _round_trip().load(path.read_text())
-    _section, item = _find_machine(doc, name)
-    del item["ipv4"]
+    doc = load_document(path)
+    item = find_item(doc, ("guests",), name)
+    assert item is not None
+    delete_keys(item, "ipv4")
     entry = CommentedMap(
         [("ipv4", str(address)), ("released_on", today), ("guest", name)]
     )
@@ -199,6 +141,6 @@ def release(path: Path, name: str, *, today: dt.date | None = None) -> ipaddress
             "quarantine", before="\nReleased addresses wait policy.ipv4_quarantine_days before reuse."
         )
     doc["quarantine"].append(entry)
-    _write_checked(path, doc, today)
+    write_checked(path, doc, today)
     return address
 

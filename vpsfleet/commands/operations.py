@@ -10,19 +10,23 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import io
-import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
-from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
 from vpsfleet.environments import display_path, fleet_path
 from vpsfleet.filters import smtp_block_active
 from vpsfleet.fleet import Fleet
+from vpsfleet.fleet_edit import (
+    delete_keys,
+    find_item,
+    insert_after,
+    load_document,
+    utc,
+    write_checked,
+)
 from vpsfleet.loader import FleetInvalid, check_fleet
 from vpsfleet.schema import Guest, GuestState
 
@@ -34,78 +38,18 @@ class OperationRefused(Exception):
 # --- round-trip editing -------------------------------------------------------------------------
 
 
-def _utc(moment: dt.datetime) -> dt.datetime:
-    return moment.astimezone(dt.UTC) if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
-
-
-def _represent_datetime(representer: Any, value: dt.datetime) -> Any:
-    # The fleet files write instants as 2026-03-02T10:15:00Z; keep that style.
-    text = _utc(value).strftime("%Y-%m-%dT%H:%M:%SZ")
-    return representer.represent_scalar("tag:yaml.org,2002:timestamp", text)
-
-
-def _yaml() -> YAML:
-    yaml = YAML(typ="rt")
-    yaml.preserve_quotes = True
-    yaml.width = 4096
-    yaml.indent(mapping=2, sequence=4, offset=2)
-    yaml.representer.add_representer(dt.datetime, _represent_datetime)
-    return yaml
-
-
 def _load(path: Path, today: dt.date) -> tuple[Fleet, Any]:
     fleet, problems = check_fleet(path, today=today)
     if problems or fleet is None:
         raise FleetInvalid(path, problems)
-    return fleet, _yaml().load(path.read_text())
+    return fleet, load_document(path)
 
 
 def _guest_item(doc: Any, name: str) -> CommentedMap:
-    for item in doc.get("guests") or []:
-        if isinstance(item, CommentedMap) and item.get("name") == name:
-            return item
-    raise OperationRefused(f"no guest named {name!r}")
-
-
-def _save(path: Path, doc: Any, today: dt.date) -> None:
-    """Checks the edited fleet, then replaces the file atomically."""
-    buffer = io.StringIO()
-    _yaml().dump(doc, buffer)
-    text = buffer.getvalue()
-    _fleet, problems = check_fleet(path, today=today, text=text)
-    if problems:
-        raise FleetInvalid(path, problems)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".fleet-", suffix=".yml")
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
-    os.chmod(tmp, path.stat().st_mode & 0o777)
-    os.replace(tmp, path)
-
-
-def _insert_after(item: CommentedMap, anchor: str, pairs: list[tuple[str, Any]]) -> None:
-    """Inserts keys after `anchor` (or at the end). Blank lines and comments that follow the
-    item belong to its last key in ruamel: they move to the new last key."""
-    keys = list(item.keys())
-    position = keys.index(anchor) + 1 if anchor in keys else len(keys)
-    for offset, (key, value) in enumerate(pairs):
-        item.insert(position + offset, key, value)
-    last = keys[-1] if keys else None
-    if last is not None and position == len(keys) and last in item.ca.items:
-        item.ca.items[pairs[-1][0]] = item.ca.items.pop(last)
-
-
-def _delete(item: CommentedMap, *keys: str) -> None:
-    """Deletes keys; what followed the item (kept on its last key) stays with the item."""
-    last = list(item.keys())[-1]
-    trailing = item.ca.items.get(last) if last in keys else None
-    for key in keys:
-        if key in item:
-            del item[key]
-        item.ca.items.pop(key, None)  # its comments go with it
-    if trailing is not None and len(item):
-        new_last = list(item.keys())[-1]
-        trailing[0] = None  # an end-of-line comment stays with the deleted key
-        item.ca.items[new_last] = trailing
+    item = find_item(doc, ("guests",), name)
+    if item is None:
+        raise OperationRefused(f"no guest named {name!r}")
+    return item
 
 
 def _live_guest(fleet: Fleet, name: str) -> Guest:
@@ -131,7 +75,7 @@ def smtp_block(path: Path, name: str, *, reason: str, now: dt.datetime,
                indefinite: bool = False) -> dict[str, Any]:
     """Appends the guest's next SMTP block (M6). From the policy's `refuse_unblock_from`-th
     block on, the provider may also make it indefinite (no `until`)."""
-    now = _utc(now).replace(microsecond=0)
+    now = utc(now).replace(microsecond=0)
     fleet, doc = _load(path, now.date())
     guest = _live_guest(fleet, name)
     if any(smtp_block_active(block, now) for block in guest.smtp_blocks):
@@ -152,7 +96,7 @@ def smtp_block(path: Path, name: str, *, reason: str, now: dt.datetime,
     if item.get("smtp_blocks") is None:
         item["smtp_blocks"] = CommentedSeq()
     item["smtp_blocks"].append(entry)
-    _save(path, doc, now.date())
+    write_checked(path, doc, now.date())
     return {"number": number, "until": entry["until"]}
 
 
@@ -160,7 +104,7 @@ def smtp_unblock(path: Path, name: str, *, reason: str, force: bool,
                  now: dt.datetime) -> int:
     """Lifts the active block. From the policy's `refuse_unblock_from`-th block on, the
     provider may refuse (M6): lifting it takes `force` and a reason, both recorded."""
-    now = _utc(now).replace(microsecond=0)
+    now = utc(now).replace(microsecond=0)
     fleet, doc = _load(path, now.date())
     guest = _live_guest(fleet, name)
     active = [i for i, block in enumerate(guest.smtp_blocks) if smtp_block_active(block, now)]
@@ -182,7 +126,7 @@ def smtp_unblock(path: Path, name: str, *, reason: str, force: bool,
     block["lift_reason"] = reason
     if number >= threshold:
         block["forced"] = True
-    _save(path, doc, now.date())
+    write_checked(path, doc, now.date())
     return number
 
 
@@ -195,10 +139,10 @@ def suspend(path: Path, name: str, *, reason: str, today: dt.date) -> None:
     if guest.state is GuestState.SUSPENDED:
         raise OperationRefused(f"guest {name} is already suspended")
     item = _guest_item(doc, name)
-    _insert_after(item, "ipv4", [("state", "suspended"), ("suspended_on", today)])
+    insert_after(item, "ipv4", [("state", "suspended"), ("suspended_on", today)])
     if reason:
         item.yaml_add_eol_comment(reason, "state")
-    _save(path, doc, today)
+    write_checked(path, doc, today)
 
 
 def resume(path: Path, name: str, *, today: dt.date) -> None:
@@ -206,8 +150,8 @@ def resume(path: Path, name: str, *, today: dt.date) -> None:
     guest = _live_guest(fleet, name)
     if guest.state is not GuestState.SUSPENDED:
         raise OperationRefused(f"guest {name} is not suspended")
-    _delete(_guest_item(doc, name), "state", "suspended_on")
-    _save(path, doc, today)
+    delete_keys(_guest_item(doc, name), "state", "suspended_on")
+    write_checked(path, doc, today)
 
 
 # --- termination (M11) -------------------------------------------------------------------------
@@ -221,9 +165,9 @@ def terminate(path: Path, name: str, *, on: dt.date) -> str | None:
     fleet, doc = _load(path, on)
     guest = _live_guest(fleet, name)
     item = _guest_item(doc, name)
-    _delete(item, "state", "suspended_on")
-    _insert_after(item, "ipv4", [("state", "terminated"), ("terminated_on", on)])
-    _save(path, doc, on)
+    delete_keys(item, "state", "suspended_on")
+    insert_after(item, "ipv4", [("state", "terminated"), ("terminated_on", on)])
+    write_checked(path, doc, on)
     if guest.ipv4 is None:
         return None
     return str(release(path, name, today=on))
@@ -249,7 +193,7 @@ def resize(path: Path, name: str, plan: str, *, today: dt.date) -> dict[str, Any
             "shrinks (M2, M9)"
         )
     _guest_item(doc, name)["plan"] = plan
-    _save(path, doc, today)
+    write_checked(path, doc, today)
     return {
         "reboot": (new.vcpu, new.ram_mb) != (old.vcpu, old.ram_mb),
         "grow_gb": new.disk_gb - old.disk_gb,
@@ -263,7 +207,7 @@ def resize(path: Path, name: str, plan: str, *, today: dt.date) -> dict[str, Any
 def _now(text: str | None) -> dt.datetime:
     if text is None:
         return dt.datetime.now(dt.UTC)
-    return _utc(dt.datetime.fromisoformat(text))
+    return utc(dt.datetime.fromisoformat(text))
 
 
 def register(subparsers: Any) -> None:
