@@ -30,12 +30,12 @@ def cross_check(
     problems: list[Problem] = []
     problems += _duplicate_names(fleet)
     problems += _pools(fleet)
-    problems += _drop_cascades(fleet, _references(fleet))
+    problems += _references(fleet)
     claims, missing = _address_claims(fleet, unallocated_ok)
     problems += missing
     problems += _addresses(fleet, claims, today)
     problems += _capacity(fleet)
-    problems += _drop_cascades(fleet, _backup_stores(fleet))
+    problems += _backup_stores(fleet)
     return problems
 
 
@@ -103,10 +103,7 @@ def _pools(fleet: Fleet) -> list[Problem]:
     return problems
 
 
-def _unknown(where: str, kind: str, name: str) -> Problem:
-    return Problem(where, f"unknown {kind} {name!r}")
-
-
+# The section an unknown reference points into, for the names declared there but invalid.
 SECTION_OF_KIND = {
     "datacenter": "datacenters",
     "host": "hosts",
@@ -117,19 +114,12 @@ SECTION_OF_KIND = {
 }
 
 
-def _drop_cascades(fleet: Fleet, problems: list[Problem]) -> list[Problem]:
-    """A reference to an item that failed the schema was already reported with that item."""
-    kept = []
-    for problem in problems:
-        for kind, section in SECTION_OF_KIND.items():
-            prefix = f"unknown {kind} "
-            if problem.message.startswith(prefix):
-                name = problem.message[len(prefix):].strip("'\"")
-                if name in fleet.declared_invalid.get(section, set()):
-                    break
-        else:
-            kept.append(problem)
-    return kept
+def _unknown(fleet: Fleet, where: str, kind: str, name: str) -> list[Problem]:
+    """An unknown reference, unless the item it names is declared but failed its own checks:
+    that item's problem is already reported, once."""
+    if name in fleet.declared_invalid.get(SECTION_OF_KIND.get(kind, ""), set()):
+        return []
+    return [Problem(where, f"unknown {kind} {name!r}")]
 
 
 def _references(fleet: Fleet) -> list[Problem]:
@@ -137,18 +127,18 @@ def _references(fleet: Fleet) -> list[Problem]:
     for i, hypervisor in enumerate(fleet.hosts):
         if fleet.datacenter(hypervisor.datacenter) is None:
             where = item_path("hosts", fleet.where("hosts", i), "datacenter")
-            problems.append(_unknown(where, "datacenter", hypervisor.datacenter))
+            problems += _unknown(fleet, where, "datacenter", hypervisor.datacenter)
     profiles = fleet.policy.mitigation.profiles
     for i, guest in enumerate(fleet.guests):
         at = fleet.where("guests", i)
         if fleet.customer(guest.customer) is None:
-            problems.append(_unknown(item_path("guests", at, "customer"), "customer",
-                                     guest.customer))
+            problems += _unknown(fleet, item_path("guests", at, "customer"), "customer",
+                                     guest.customer)
         if fleet.plan(guest.plan) is None:
-            problems.append(_unknown(item_path("guests", at, "plan"), "plan", guest.plan))
+            problems += _unknown(fleet, item_path("guests", at, "plan"), "plan", guest.plan)
         offer = fleet.offer(guest.offer)
         if offer is None:
-            problems.append(_unknown(item_path("guests", at, "offer"), "offer", guest.offer))
+            problems += _unknown(fleet, item_path("guests", at, "offer"), "offer", guest.offer)
         elif offer.kind is OfferKind.DEDICATED:
             problems.append(
                 Problem(item_path("guests", at, "offer"),
@@ -156,7 +146,7 @@ def _references(fleet: Fleet) -> list[Problem]:
             )
         host = fleet.host(guest.host)
         if host is None:
-            problems.append(_unknown(item_path("guests", at, "host"), "host", guest.host))
+            problems += _unknown(fleet, item_path("guests", at, "host"), "host", guest.host)
         elif guest.image not in host.images:
             problems.append(
                 Problem(item_path("guests", at, "image"),
@@ -164,15 +154,13 @@ def _references(fleet: Fleet) -> list[Problem]:
                         f"(it has {', '.join(sorted(host.images))})")
             )
         if guest.mitigation and guest.mitigation.profile not in profiles:
-            problems.append(
-                _unknown(item_path("guests", at, "mitigation", "profile"), "mitigation profile",
-                         guest.mitigation.profile)
-            )
+            where = item_path("guests", at, "mitigation", "profile")
+            problems += _unknown(fleet, where, "mitigation profile", guest.mitigation.profile)
         if guest.backup.store is not None:
             store = fleet.backup_store(guest.backup.store)
             where = item_path("guests", at, "backup", "store")
             if store is None:
-                problems.append(_unknown(where, "backup store", guest.backup.store))
+                problems += _unknown(fleet, where, "backup store", guest.backup.store)
             elif host is not None and store.datacenter == host.datacenter:
                 problems.append(
                     Problem(where, f"store {store.name} is in {store.datacenter}, the guest's own "
@@ -193,15 +181,15 @@ def _references(fleet: Fleet) -> list[Problem]:
     for i, server in enumerate(fleet.dedicated_servers):
         at = fleet.where("dedicated_servers", i)
         if fleet.datacenter(server.datacenter) is None:
-            problems.append(_unknown(item_path("dedicated_servers", at, "datacenter"),
-                                     "datacenter", server.datacenter))
+            problems += _unknown(fleet, item_path("dedicated_servers", at, "datacenter"),
+                                     "datacenter", server.datacenter)
         if fleet.customer(server.customer) is None:
-            problems.append(_unknown(item_path("dedicated_servers", at, "customer"), "customer",
-                                     server.customer))
+            problems += _unknown(fleet, item_path("dedicated_servers", at, "customer"), "customer",
+                                     server.customer)
         offer = fleet.offer(server.offer)
         if offer is None:
-            problems.append(_unknown(item_path("dedicated_servers", at, "offer"), "offer",
-                                     server.offer))
+            problems += _unknown(fleet, item_path("dedicated_servers", at, "offer"), "offer",
+                                     server.offer)
         elif offer.kind is not OfferKind.DEDICATED:
             problems.append(
                 Problem(item_path("dedicated_servers", at, "offer"),
@@ -210,8 +198,8 @@ def _references(fleet: Fleet) -> list[Problem]:
             )
     for i, monitor in enumerate(fleet.monitors):
         if fleet.datacenter(monitor.datacenter) is None:
-            problems.append(_unknown(item_path("monitors", fleet.where("monitors", i),
-                                               "datacenter"), "datacenter", monitor.datacenter))
+            problems += _unknown(fleet, item_path("monitors", fleet.where("monitors", i),
+                                               "datacenter"), "datacenter", monitor.datacenter)
     return problems
 
 
@@ -337,12 +325,12 @@ def _backup_stores(fleet: Fleet) -> list[Problem]:
     for i, store in enumerate(fleet.backup_stores):
         at = fleet.where("backup_stores", i)
         if fleet.datacenter(store.datacenter) is None:
-            problems.append(_unknown(item_path("backup_stores", at, "datacenter"), "datacenter",
-                                     store.datacenter))
+            problems += _unknown(fleet, item_path("backup_stores", at, "datacenter"), "datacenter",
+                                     store.datacenter)
         for j, code in enumerate(store.serves):
             where = item_path("backup_stores", at, "serves", j)
             if fleet.datacenter(code) is None:
-                problems.append(_unknown(where, "datacenter", code))
+                problems += _unknown(fleet, where, "datacenter", code)
             elif code == store.datacenter:
                 problems.append(
                     Problem(where, f"store {store.name} is in {code} and cannot keep the backups "
