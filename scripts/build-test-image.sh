@@ -29,6 +29,8 @@ packages=(
   postfix libsasl2-modules bsd-mailx
   prometheus-node-exporter nftables
   python3-aiosmtpd
+  lftp pigz zstd mariadb-server mariadb-client python3-pymysql
+  proftpd-core proftpd-mod-crypto
 )
 
 recipe_hash="$( { cat "$0"; echo "$mirror"; } | sha256sum | cut -c1-12)"

@@ -113,6 +113,8 @@ class BackupPolicy(Strict):
     window: BackupWindow  # M18
     default_paths: list[str]  # M19
     compression: Literal["gzip", "zstd"]
+    quota_disk_multiple: Positive  # a customer's store quota, in plan disks
+    dead_man_check: TimeOfDay  # when the store checks that every set of the night is there
 
 
 class Policy(Strict):

@@ -145,3 +145,45 @@ def test_invalid_fleet_fails_the_inventory_with_the_validators_message(broken_fl
     assert result.returncode != 0
     for line in expected.splitlines():
         assert line in result.stderr
+
+
+def test_guest_backup_start_is_the_planners(inventory_of: Inventory) -> None:
+    from vpsfleet.backup_plan import plan_night
+
+    fleet = load_fleet(REPO / "inventories" / "example-production" / "fleet.yml")
+    night = plan_night(fleet)
+    inv = inventory_of("example-production")
+    planned = {s.job.guest: night.start_time(s) for p in night.stores for s in p.slots + p.late}
+    assert planned, "the example fleet has guests with backups"
+    for guest, start in planned.items():
+        backup = hostvars(inv, guest)["vpsfleet_backup"]
+        assert backup["start"] == start
+        offer = fleet.offer(fleet.guest(guest).offer)  # type: ignore[union-attr]
+        assert offer is not None
+        assert backup["retention_days"] == offer.backup_retention_days
+    # Starts spread over the window, not all at midnight, when a store has more guests than
+    # connections.
+    assert len(set(planned.values())) > 1
+
+
+def test_store_lists_its_accounts_quota_and_terminated_guests(inventory_of: Inventory) -> None:
+    fleet = load_fleet(REPO / "inventories" / "example-production" / "fleet.yml")
+    inv = inventory_of("example-production")
+    for store in fleet.backup_stores:
+        variables = hostvars(inv, store.name)
+        kept = [
+            g for g in fleet.guests
+            if fleet.backup_enabled(g) and (s := fleet.store_for(g)) is not None and s.name == store.name
+        ]  # fmt: skip
+        listed = {g["guest"]: g for g in variables["vpsfleet_store_guests"]}
+        assert set(listed) == {g.name for g in kept}
+        for guest in kept:
+            assert listed[guest.name]["customer"] == guest.customer
+            assert listed[guest.name]["terminated_on"] == (
+                guest.terminated_on.isoformat() if guest.terminated_on else None
+            )
+        for customer in variables["vpsfleet_store_customers"]:
+            live = [g for g in kept if g.customer == customer["id"] and g.state.value != "terminated"]
+            assert sorted(customer["guests"]) == sorted(g.name for g in live)
+            disks = sum(plan.disk_gb for g in live if (plan := fleet.plan(g.plan)) is not None)
+            assert customer["quota_bytes"] == disks * fleet.policy.backup.quota_disk_multiple * 10**9

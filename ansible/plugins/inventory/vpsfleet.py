@@ -25,7 +25,13 @@ description:
     customer (C(customer_<id>)), offer name (C(offer_<name>)), offer kind
     (C(managed), C(unmanaged), C(dedicated)) and state (C(active), C(suspended)).
     Terminated guests are absent.
-  - Function groups C(guests), C(hypervisors), C(backup_stores), C(monitors).
+  - Function groups C(guests), C(hypervisors), C(backup_stores), C(monitors); guests with the
+    backup service are also in C(backup_clients).
+  - A guest's C(vpsfleet_backup) holds its scope, store, retention, restore allowance and the
+    start time the backup planner gives it (C(vpsfleet backup-plan)).
+  - A store's C(vpsfleet_store_guests) lists the guests it keeps (terminated ones too, with their
+    termination date, for erasure) and C(vpsfleet_store_customers) the customers with their
+    read-only account's guests and quota.
 options:
   plugin:
     description: the name of this plugin, to recognise the source file.
@@ -119,10 +125,19 @@ class InventoryModule(BaseInventoryPlugin):  # type: ignore[misc]
                 variables["ansible_host"] = str(host.ipv4)
             self._host(host.name, ["hypervisors", group_name("dc", host.datacenter)], variables)
 
+        # The night's start times (M18): the planner's, so that nothing is random.
+        from vpsfleet.backup_plan import plan_night
+
+        night = plan_night(fleet)
+        starts = {
+            slot.job.guest: {"start": night.start_time(slot), "fits": slot not in plan.late}
+            for plan in night.stores
+            for slot in plan.slots + plan.late
+        }
         for guest in fleet.guests:
             if guest.state.value == "terminated":
                 continue  # M11: deleted with its data; nothing left to configure
-            self._add_guest(fleet, guest, datacenters)
+            self._add_guest(fleet, guest, datacenters, starts.get(guest.name))
 
         for store in fleet.backup_stores:
             self._host(
@@ -132,6 +147,7 @@ class InventoryModule(BaseInventoryPlugin):  # type: ignore[misc]
                     "ansible_host": str(store.address),
                     "vpsfleet_datacenter": store.datacenter,
                     "vpsfleet_store": _plain(store),
+                    **self._store_accounts(fleet, store),
                 },
             )
         for monitor in fleet.monitors:
@@ -141,7 +157,54 @@ class InventoryModule(BaseInventoryPlugin):  # type: ignore[misc]
                 {"ansible_host": str(monitor.address), "vpsfleet_datacenter": monitor.datacenter},
             )
 
-    def _add_guest(self, fleet: Any, guest: Any, datacenters: dict[str, Any]) -> None:
+    def _store_accounts(self, fleet: Any, store: Any) -> dict[str, Any]:
+        """What a store keeps: one folder and write account per backed-up guest, one read-only
+        account per customer with its quota, and the terminated guests whose sets it erases on
+        their termination date (M11)."""
+        guests: list[dict[str, Any]] = []
+        customers: dict[str, dict[str, Any]] = {}
+        multiple = fleet.policy.backup.quota_disk_multiple
+        for guest in fleet.guests:
+            if not fleet.backup_enabled(guest):
+                continue
+            chosen = fleet.store_for(guest)
+            if chosen is None or chosen.name != store.name:
+                continue
+            offer = fleet.offer(guest.offer)
+            guests.append(
+                {
+                    "guest": guest.name,
+                    "customer": guest.customer,
+                    "state": guest.state.value,
+                    "terminated_on": guest.terminated_on.isoformat() if guest.terminated_on else None,
+                    "retention_days": offer.backup_retention_days if offer else None,
+                }
+            )
+            if guest.state.value == "terminated":
+                continue
+            customer = fleet.customer(guest.customer)
+            entry = customers.setdefault(
+                guest.customer,
+                {
+                    "id": guest.customer,
+                    "name": customer.name if customer else guest.customer,
+                    "email": customer.email if customer else None,
+                    "language": customer.language if customer else "fr",
+                    "quota_bytes": 0,
+                    "guests": [],
+                },
+            )
+            plan = fleet.plan(guest.plan)
+            entry["quota_bytes"] += (plan.disk_gb if plan else 0) * multiple * 1_000_000_000
+            entry["guests"].append(guest.name)
+        return {
+            "vpsfleet_store_guests": sorted(guests, key=lambda g: (g["customer"], g["guest"])),
+            "vpsfleet_store_customers": [customers[c] for c in sorted(customers)],
+        }
+
+    def _add_guest(
+        self, fleet: Any, guest: Any, datacenters: dict[str, Any], start: dict[str, Any] | None
+    ) -> None:
         offer = fleet.offer(guest.offer)
         customer = fleet.customer(guest.customer)
         dc_code = fleet.guest_datacenter(guest)
@@ -180,6 +243,12 @@ class InventoryModule(BaseInventoryPlugin):  # type: ignore[misc]
                 "paths": fleet.backup_paths(guest),
                 "databases": guest.backup.databases,
                 "store": _plain(store) if store is not None else None,
+                "compression": fleet.policy.backup.compression,
+                "retention_days": offer.backup_retention_days,
+                "restores_per_month": offer.restores_per_month,
+                # The planner's start time inside the window, and whether the run fits in it.
+                "start": start["start"] if start else None,
+                "fits": start["fits"] if start else None,
             },
         }
         if guest.ipv4 is not None:
