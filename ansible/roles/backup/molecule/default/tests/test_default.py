@@ -1,0 +1,374 @@
+"""Role backup, verified on what the guest does: the nightly unit publishes a complete set on the
+real ProFTPD store, the set restores to identical files and database content, and each fault
+leaves the last good set intact, says why in the metrics, mails operations and clears at the
+next run (issue 6, M18-M24)."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import json
+import re
+import shlex
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from email.message import EmailMessage
+from typing import Any
+
+import pytest
+import testinfra
+
+testinfra_hosts = ["backup-guest"]
+
+CUSTOMER = "c-alpha"
+GUEST = "backup-guest"
+STORE_ROOT = "/srv/vpsfleet-backup"
+FOLDER = f"{STORE_ROOT}/{CUSTOMER}/{GUEST}"
+MAILDIR = "/var/mail/sink/new"
+OPERATIONS = "ops@test.example.net"
+CONFIG = "/etc/vpsfleet-backup/config.json"
+STATUS = "/var/lib/vpsfleet-backup/status.json"
+METRICS = "/var/lib/prometheus/node-exporter/vpsfleet_backup.prom"
+SET_NAME = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+# Everything the round trip compares: rows, and the definitions of the view, trigger and event.
+DB_QUERIES = {
+    "items": "SELECT id, name, price, HEX(photo) FROM {db}.items ORDER BY id",
+    "audit": "SELECT id, item_id, note FROM {db}.audit ORDER BY id",
+    "view": "SELECT VIEW_DEFINITION FROM information_schema.VIEWS WHERE TABLE_SCHEMA='{db}'",
+    "trigger": (
+        "SELECT TRIGGER_NAME, EVENT_MANIPULATION, ACTION_TIMING, ACTION_STATEMENT"
+        " FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA='{db}'"
+    ),
+    "event": (
+        "SELECT EVENT_NAME, EVENT_DEFINITION, INTERVAL_VALUE, INTERVAL_FIELD, STARTS"
+        " FROM information_schema.EVENTS WHERE EVENT_SCHEMA='{db}'"
+    ),
+}
+
+
+def other(name: str) -> Any:
+    return testinfra.get_host(f"podman://{name}")
+
+
+def store() -> Any:
+    return other("backup-store")
+
+
+def sink_mails() -> list[EmailMessage]:
+    box = other("backup-sink")
+    mails = []
+    for name in box.run(f"ls -1 {MAILDIR}").stdout.split():
+        raw = box.file(f"{MAILDIR}/{name}").content
+        mails.append(email.message_from_bytes(raw, policy=email.policy.default))
+    return mails
+
+
+def failure_mails(reason: str) -> list[EmailMessage]:
+    return [m for m in sink_mails() if m["X-Vpsfleet-Backup-Reason"] == reason]
+
+
+def today(host: Any) -> str:
+    return str(host.check_output("date +%F"))
+
+
+def store_entries() -> list[str]:
+    return str(store().check_output(f"ls -1 {FOLDER}")).split()
+
+
+def set_sums(night: str) -> str:
+    return str(store().file(f"{FOLDER}/{night}/SHA256SUMS").content_string)
+
+
+def metrics(host: Any) -> dict[str, float]:
+    values: dict[str, float] = {}
+    for line in host.file(METRICS).content_string.splitlines():
+        if line and not line.startswith("#"):
+            name, value = line.rsplit(" ", 1)
+            values[name] = float(value)
+    return values
+
+
+def status(host: Any) -> dict[str, Any]:
+    return json.loads(host.file(STATUS).content_string)  # type: ignore[no-any-return]
+
+
+def backup(host: Any) -> Any:
+    """A run of the nightly unit, as its timer starts it."""
+    return host.run("systemctl start vpsfleet-backup.service")
+
+
+def run_backup(host: Any) -> int:
+    return int(backup(host).rc)
+
+
+def assert_sets_complete() -> None:
+    """Every folder named like a night checks against its SHA256SUMS; anything else is a
+    `.partial` leftover, never mistaken for a set."""
+    for entry in store_entries():
+        if SET_NAME.match(entry):
+            check = store().run(f"cd {FOLDER}/{entry} && sha256sum -c --strict SHA256SUMS")
+            assert check.rc == 0, check.stdout + check.stderr
+        else:
+            assert entry.endswith(".partial"), entry
+
+
+@pytest.fixture(scope="module")
+def first_run(host: Any) -> str:
+    run = backup(host)
+    assert run.rc == 0, run.stdout + run.stderr
+    return today(host)
+
+
+def test_run_publishes_a_complete_set(host: Any, first_run: str) -> None:
+    files = str(store().check_output(f"cd {FOLDER}/{first_run} && find . -type f | sort")).split()
+    assert files == [
+        "./MANIFEST.json",
+        "./SHA256SUMS",
+        "./db/blog.sql.gz",
+        "./db/shop.sql.gz",
+        "./www.tar.gz",
+    ]
+    assert store_entries() == [first_run]  # no .partial left
+    assert_sets_complete()
+    manifest = json.loads(store().file(f"{FOLDER}/{first_run}/MANIFEST.json").content_string)
+    assert manifest["guest"] == GUEST and manifest["customer"] == CUSTOMER
+    assert manifest["scope"]["paths"] == ["/data/www"]
+
+
+def test_metrics_and_status_say_success(host: Any, first_run: str) -> None:
+    values = metrics(host)
+    assert values["vpsfleet_backup_last_run_success"] == 1
+    assert values['vpsfleet_backup_last_run_exit_reason{reason="ok"}'] == 1
+    assert values["vpsfleet_backup_last_success_bytes"] > 100_000
+    assert values["vpsfleet_backup_running"] == 0
+    assert status(host)["last_success"]["set"] == first_run
+
+
+def test_timer_elapses_at_the_planned_start(host: Any) -> None:
+    timer = host.service("vpsfleet-backup.timer")
+    assert timer.is_enabled and timer.is_running
+    nxt = host.check_output("systemctl show -P NextElapseUSecRealtime vpsfleet-backup.timer")
+    assert re.search(r" 00:17:00 ", nxt + " "), nxt
+    unit = host.check_output("systemctl cat vpsfleet-backup.timer")
+    assert "RandomizedDelaySec" not in unit and "Persistent=false" in unit
+
+
+def test_run_is_low_priority_and_stops_at_the_deadline(host: Any) -> None:
+    props = host.check_output(
+        "systemctl show -P Nice -P IOSchedulingClass -P RuntimeMaxUSec vpsfleet-backup.service"
+    ).split()
+    assert props[0] == "10"
+    assert props[1] in ("2", "best-effort")
+    # Started at 00:17, the unit is stopped at the window's end at the latest (03:00).
+    assert props[2] in ("2h 43min", str((3 * 60 - 17) * 60 * 1_000_000))
+    assert json.loads(host.file(CONFIG).content_string)["deadline"] == "02:55"
+
+
+def test_secrets_are_root_only(host: Any) -> None:
+    for path in (CONFIG, "/etc/vpsfleet-backup/store.password", "/etc/vpsfleet-backup/my.cnf"):
+        f = host.file(path)
+        assert (f.user, f.group, f.mode) == ("root", "root", 0o600), path
+
+
+def test_backup_user_has_exactly_the_read_privileges(host: Any) -> None:
+    grants = host.check_output("mariadb -N -e \"SHOW GRANTS FOR 'vpsfleet_backup'@'localhost'\"")
+    privileges = re.search(r"GRANT (.*) ON \*\.\*", grants)
+    assert privileges is not None, grants
+    assert sorted(p.strip() for p in privileges[1].split(",")) == [
+        "EVENT",
+        "SELECT",
+        "SHOW VIEW",
+        "TRIGGER",
+    ]
+    # It logs in with the defaults file the agent uses, and cannot write.
+    denied = host.run("mariadb --defaults-extra-file=/etc/vpsfleet-backup/my.cnf -e 'DELETE FROM shop.items'")
+    assert denied.rc != 0 and "denied" in denied.stderr
+
+
+def test_round_trip_restore_reproduces_files_and_database(host: Any, first_run: str) -> None:
+    """Fetch the set like a customer would (here straight from the store's disk), unpack the
+    archive and load the dump into a scratch database: identical files and content."""
+    host.check_output("rm -rf /root/restore && mkdir -p /root/restore")
+    fetch = subprocess.run(
+        f"podman exec backup-store tar -C {FOLDER}/{first_run} -cf - ."
+        " | podman exec -i backup-guest tar -C /root/restore --one-top-level=set -xf -",
+        shell=True,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert fetch.returncode == 0, fetch.stderr
+    host.check_output("cd /root/restore/set && sha256sum -c --strict SHA256SUMS")
+    host.check_output("tar -xzf /root/restore/set/www.tar.gz -C /root/restore")
+    sums = "find . \\( -type f -o -type l \\) -print0 | sort -z | xargs -0 sha256sum"
+    original = host.check_output(f"cd /data/www && {sums}")
+    restored = host.check_output(f"cd /root/restore/data/www && {sums}")
+    assert original == restored and original.count("\n") > 250
+    assert host.check_output("readlink /root/restore/data/www/current") == "site1"
+    host.check_output(
+        "mariadb -e 'DROP DATABASE IF EXISTS shop_restore; CREATE DATABASE shop_restore'"
+        " && gunzip -c /root/restore/set/db/shop.sql.gz | mariadb shop_restore"
+    )
+    for what, query in DB_QUERIES.items():
+        got = host.check_output(f'mariadb -N -e "{query.format(db="shop_restore")}"')
+        want = host.check_output(f'mariadb -N -e "{query.format(db="shop")}"')
+        assert got == want and got, what
+    host.check_output("mariadb -e 'DROP DATABASE shop_restore' && rm -rf /root/restore")
+
+
+# --- faults ------------------------------------------------------------------------------------
+
+
+@dataclass
+class Fault:
+    reason: str
+    make: Callable[[Any], None]
+    clear: Callable[[Any], None]
+    run: Callable[[Any], int] = run_backup
+
+
+def stop_store(_host: Any) -> None:
+    store().check_output("systemctl stop proftpd")
+
+
+def start_store(_host: Any) -> None:
+    store().check_output("systemctl start proftpd")
+
+
+def wrong_password(host: Any) -> None:
+    host.check_output(
+        "cp -p /etc/vpsfleet-backup/store.password /root/store.password.good"
+        " && echo wrong-password-for-the-test > /etc/vpsfleet-backup/store.password"
+    )
+
+
+def good_password(host: Any) -> None:
+    host.check_output("mv /root/store.password.good /etc/vpsfleet-backup/store.password")
+
+
+def other_certificate(host: Any) -> None:
+    """A self-signed certificate for the same address: not the one the store presents."""
+    address = json.loads(host.file(CONFIG).content_string)["store"]["host"]
+    host.check_output(
+        "cp -p /etc/vpsfleet-backup/store-ca.pem /root/store-ca.pem.good && openssl req -x509"
+        " -newkey rsa:2048 -nodes -days 2 -keyout /root/other.key -out /etc/vpsfleet-backup/store-ca.pem"
+        f" -subj /CN=backup-store -addext subjectAltName=DNS:backup-store,IP:{address}"
+    )
+
+
+def good_certificate(host: Any) -> None:
+    host.check_output("mv /root/store-ca.pem.good /etc/vpsfleet-backup/store-ca.pem && rm /root/other.key")
+
+
+def stop_database(host: Any) -> None:
+    host.check_output("systemctl stop mariadb")
+
+
+def start_database(host: Any) -> None:
+    host.check_output("systemctl start mariadb")
+
+
+LOCK_UNIT = "backup-test-table-lock"
+
+
+def lock_table(host: Any) -> None:
+    """Another session holds a write lock on a table: the dump waits on it, so the run lasts
+    until it is stopped (killed, or at the deadline)."""
+    host.check_output(
+        f"systemd-run --unit={LOCK_UNIT} mariadb -e 'LOCK TABLES shop.audit WRITE; SELECT SLEEP(600)'"
+    )
+    wait_for(lambda: host.run(f"systemctl is-active {LOCK_UNIT}").rc == 0)
+
+
+def unlock_table(host: Any) -> None:
+    host.run(f"systemctl stop {LOCK_UNIT}")
+    host.run(f"systemctl reset-failed {LOCK_UNIT}")
+
+
+def wait_for(condition: Callable[[], bool], seconds: float = 90) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached"
+        time.sleep(1)
+
+
+def dump_waiting(host: Any) -> bool:
+    return (
+        host.run("pgrep -x mariadb-dump").rc == 0
+        and "Waiting for table" in host.run("mariadb -N -e 'SHOW PROCESSLIST'").stdout
+    )
+
+
+def run_then_kill(host: Any) -> int:
+    """The run stopped by systemd (an operator's `systemctl stop`, a shutdown) mid-dump."""
+    host.check_output("systemctl start --no-block vpsfleet-backup.service")
+    wait_for(lambda: dump_waiting(host))
+    host.check_output("systemctl stop vpsfleet-backup.service")
+    return int(host.check_output("systemctl show -P ExecMainStatus vpsfleet-backup.service"))
+
+
+def deadline_in_a_minute(host: Any) -> None:
+    """The hard stop at the next minute (the agent takes the first HH:MM after its start)."""
+    lock_table(host)
+    # Not in the last seconds of a minute, so that the run starts before the new deadline.
+    wait_for(lambda: int(host.check_output("date +%S")) < 50)
+    deadline = host.check_output("date -d '+1 minute' +%H:%M")
+    config = json.loads(host.file(CONFIG).content_string)
+    config["deadline"] = deadline
+    host.check_output(f"cp -p {CONFIG} /root/config.json.good")
+    host.check_output(f"echo {shlex.quote(json.dumps(config))} > {CONFIG}")
+
+
+def normal_deadline(host: Any) -> None:
+    unlock_table(host)
+    host.check_output(f"mv /root/config.json.good {CONFIG}")
+
+
+FAULTS = {
+    "store_down": Fault("store_unreachable", stop_store, start_store),
+    "wrong_password": Fault("auth_failed", wrong_password, good_password),
+    "certificate_mismatch": Fault("tls_failed", other_certificate, good_certificate),
+    "database_down": Fault("db_unavailable", stop_database, start_database),
+    "run_killed": Fault("killed", lock_table, unlock_table, run_then_kill),
+    "deadline": Fault("deadline", deadline_in_a_minute, normal_deadline),
+}
+
+
+@pytest.fixture
+def good_set(host: Any, first_run: str) -> Iterator[str]:
+    night = today(host)
+    assert night in store_entries()
+    yield night
+
+
+@pytest.mark.parametrize("name", list(FAULTS))
+def test_fault_keeps_the_last_good_set_and_is_reported(host: Any, good_set: str, name: str) -> None:
+    fault = FAULTS[name]
+    before = set_sums(good_set)
+    mails_before = len(failure_mails(fault.reason))
+    fault.make(host)
+    try:
+        assert fault.run(host) != 0
+        assert status(host)["reason"] == fault.reason, status(host)
+        values = metrics(host)
+        assert values[f'vpsfleet_backup_last_run_exit_reason{{reason="{fault.reason}"}}'] == 1
+        assert values["vpsfleet_backup_last_run_success"] == 0
+        assert values["vpsfleet_backup_running"] == 0
+        # The last good set is untouched; a leftover is only ever a `.partial`.
+        assert set_sums(good_set) == before
+        assert_sets_complete()
+        wait_for(lambda: len(failure_mails(fault.reason)) > mails_before)
+        mail = failure_mails(fault.reason)[-1]
+        assert mail["To"] == OPERATIONS
+        assert GUEST in mail["Subject"] and fault.reason in mail["Subject"]
+        assert "Last journal lines" in mail.get_content()
+    finally:
+        fault.clear(host)
+    # The fault cleared, the next run publishes again and cleans any leftover.
+    again = backup(host)
+    assert again.rc == 0, again.stdout + again.stderr
+    assert store_entries() == [good_set]
+    assert set_sums(good_set) != before
+    assert_sets_complete()
