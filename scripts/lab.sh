@@ -32,6 +32,9 @@ mkdir -p "$lab_dir/ssh" "$lab_dir/runner"
 chmod 700 "$lab_dir" "$lab_dir/ssh"
 key="$lab_dir/ssh/id_ed25519"
 [[ -f "$key" ]] || ssh-keygen -q -t ed25519 -N "" -C "ops@vpsfleet-lab" -f "$key"
+# The secret the backup credentials derive from (a vault in production): a throwaway of the lab's.
+secret="$lab_dir/backup-secret"
+[[ -f "$secret" ]] || (umask 077 && head -c 30 /dev/urandom | base64 >"$secret")
 
 # The plan, from the fleet file: pools in use, guests, the sink, the relay's name.
 plan="$lab_dir/plan.sh"
@@ -57,8 +60,16 @@ for guest in fleet.live_guests():
     pools[pool.name] = pool
     offer = fleet.offer(guest.offer)
     guests.append(f"{guest.name}:{guest.ipv4}:{pool.name}:{offer.root}:{offer.name}")
+stores = []
+for store in fleet.backup_stores:
+    found_store = fleet.pool_of(store.address)
+    if found_store is None:
+        sys.exit(f"the backup store {store.name} ({store.address}) is outside every lab pool")
+    pools[found_store[1].name] = found_store[1]
+    stores.append(f"{store.name}:{store.address}:{found_store[1].name}:provider:backup-store")
 print("pools=(" + " ".join(shlex.quote(f"{p.name}:{p.network}:{p.gateway}") for p in pools.values()) + ")")
 print("guests=(" + " ".join(shlex.quote(g) for g in guests) + ")")
+print("stores=(" + " ".join(shlex.quote(s) for s in stores) + ")")
 print(f"sink_pool={found[1].name}")
 print(f"relay_host={shlex.quote(fleet.provider.relay.host)}")
 PY
@@ -96,7 +107,7 @@ start_container() {
 step "containers"
 new_guests=()
 new_unmanaged=()
-for guest in "${guests[@]}" "mailsink:$sink_ipv4:$sink_pool:provider:lab"; do
+for guest in "${guests[@]}" "${stores[@]}" "mailsink:$sink_ipv4:$sink_pool:provider:lab"; do
   IFS=: read -r name ipv4 pool who offer <<<"$guest"
   if [[ "$(start_container "lab-$name" "$name" "$pool" "$ipv4")" == new ]]; then
     echo "  lab-$name: created at $ipv4"
@@ -125,6 +136,7 @@ all:
     common_operators: [{name: ops, ssh_keys: ["$(cat "$key.pub")"]}]
     common_mail_relay_address: "$sink_ipv4"
     common_apt_update_cache: false  # the image carries every package; the lab has no way out
+    vpsfleet_backup_secret: "{{ lookup('ansible.builtin.file', '$secret') }}"
 mail_sinks:
   hosts:
     mailsink:
@@ -170,12 +182,22 @@ fi
 step "applying site.yml (ansible-runner, over SSH)"
 run_playbook lab.yml
 
+step "a backup now on the guests with a database, then its verification (as each night)"
+run_playbook backup-now.yml "backup_clients:&managed"
+run_playbook verify-backups.yml
+for store in "${stores[@]}"; do
+  IFS=: read -r name _ <<<"$store"
+  echo "  sets on $name:"
+  podman exec "lab-$name" find /srv/vpsfleet-backup -mindepth 3 -maxdepth 3 -type d -printf '    %P\n' | sort
+done
+
 step "the lab"
 printf '%-12s %-16s %-18s %-9s %s\n' NAME IPV4 OFFER STATE "HOW TO REACH IT"
-for guest in "${guests[@]}" "mailsink:$sink_ipv4:$sink_pool:provider:mail-sink"; do
+for guest in "${guests[@]}" "${stores[@]}" "mailsink:$sink_ipv4:$sink_pool:provider:mail-sink"; do
   IFS=: read -r name ipv4 pool who offer <<<"$guest"
   state="$(podman container inspect -f '{{.State.Status}}' "lab-$name" 2>/dev/null || echo absent)"
   case "$who:$offer" in
+    *:backup-store) how="podman exec lab-$name ls /srv/vpsfleet-backup  (FTPS: customer id and its derived password)" ;;
     *:mail-sink) how="podman exec lab-mailsink ls /var/mail/sink/new  ($(podman exec lab-mailsink sh -c 'ls /var/mail/sink/new | wc -l') mails)" ;;
     provider:*) how="nsenter --net=/run/netns/$netns ssh -i $key root@$ipv4" ;;
     *) how="handed over: the customer's keys only (podman exec -it lab-$name bash)" ;;
