@@ -1,0 +1,226 @@
+"""The backup operations playbooks, run with ansible-playbook against the scenario's inventory as
+an operator would: backup-now publishes a set; restore brings files and databases back beside
+the originals and over them; the monthly allowance (2 here) refuses the third request and lets a
+forced one with a reason through, recorded on the store (M23); verify-backups passes on a good set
+and fails on a damaged one and on a cut-short dump (M21). The tests run in order: each builds on
+the state the previous one left."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import testinfra
+
+testinfra_hosts = ["backup-ops-guest"]
+
+REPO = Path(__file__).resolve().parents[3]
+GUEST = "backup-ops-guest"
+STORE = "backup-ops-store"
+SET_FOLDER = f"/srv/vpsfleet-backup/c-ops/{GUEST}"
+COUNTER = f"/var/lib/vpsfleet-backup-store/restores/{GUEST}.json"
+SHOP_CONTENT = "SELECT id, name, price, HEX(photo) FROM items ORDER BY id"
+
+
+def environment() -> tuple[str, dict[str, str]]:
+    inventory = os.environ.get("MOLECULE_INVENTORY_FILE")
+    ephemeral = os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY")
+    assert inventory and ephemeral, (
+        "run by Molecule: MOLECULE_INVENTORY_FILE and MOLECULE_EPHEMERAL_DIRECTORY"
+    )
+    env = {
+        **os.environ,
+        "ANSIBLE_ROLES_PATH": str(REPO / "ansible/roles"),
+        "ANSIBLE_FILTER_PLUGINS": str(REPO / "ansible/plugins/filter"),
+        "ANSIBLE_INVENTORY_PLUGINS": str(REPO / "ansible/plugins/inventory"),
+        "ANSIBLE_PIPELINING": "true",
+        "ANSIBLE_FORCE_COLOR": "false",
+        "ANSIBLE_RETRY_FILES_ENABLED": "false",
+        "VERIFY_SUMMARY_FILE": str(Path(ephemeral) / "verify-summary.json"),
+    }
+    config = Path(ephemeral) / "ansible.cfg"
+    if config.exists():
+        env["ANSIBLE_CONFIG"] = str(config)
+    # The inventory folder: Molecule writes the group_vars/host_vars beside the hosts file.
+    return str(Path(inventory).parent), env
+
+
+def playbook(name: str, *extra: str) -> subprocess.CompletedProcess[str]:
+    inventory, env = environment()
+    return subprocess.run(
+        [str(REPO / ".venv/bin/ansible-playbook"), "-i", inventory,
+         str(REPO / "ansible/playbooks" / name), *extra],
+        capture_output=True, text=True, env=env, check=False,
+    )  # fmt: skip
+
+
+def store() -> Any:
+    return testinfra.get_host(f"podman://{STORE}")
+
+
+def sql(host: Any, statement: str, database: str = "shop") -> str:
+    return str(host.check_output(f'mariadb --batch --skip-column-names {database} -e "{statement}"'))
+
+
+def site_sums(host: Any, root: str) -> str:
+    """Every file's SHA-256 and every link's target under root/data/www, relative names."""
+    return str(
+        host.check_output(
+            f"cd {root}/data/www && find . -type f -print0 | sort -z | xargs -0 sha256sum"
+            " && find . -type l -printf '%p -> %l\\n' | sort"
+        )
+    )
+
+
+def counter() -> list[dict[str, Any]]:
+    box = store()
+    if not box.file(COUNTER).exists:
+        return []
+    data: list[dict[str, Any]] = json.loads(box.file(COUNTER).content_string)
+    return data
+
+
+@pytest.fixture(scope="module")
+def published(host: Any) -> dict[str, Any]:
+    """backup-now.yml once; the state the tests start from."""
+    run = playbook("backup-now.yml", "-e", f"guest={GUEST}")
+    assert run.returncode == 0, run.stdout[-3000:]
+    status = json.loads(host.file("/var/lib/vpsfleet-backup/status.json").content_string)
+    return {
+        "run": run,
+        "set": status["last_success"]["set"],
+        "site": site_sums(host, ""),
+        "shop": sql(host, SHOP_CONTENT),
+    }
+
+
+def test_backup_now_publishes_a_set(host: Any, published: dict[str, Any]) -> None:
+    night = published["set"]
+    assert f"published set {night}" in published["run"].stdout
+    listing = store().check_output(f"ls {SET_FOLDER}/{night} {SET_FOLDER}/{night}/db")
+    assert "SHA256SUMS" in listing and "www.tar.gz" in listing and "shop.sql.gz" in listing
+    assert store().run(f"cd {SET_FOLDER}/{night} && sha256sum -c SHA256SUMS").rc == 0
+    # The playbook refuses to back up the whole fleet by accident.
+    refused = playbook("backup-now.yml")
+    assert refused.returncode != 0 and "name the guests" in refused.stdout
+
+
+def test_restore_in_check_mode_changes_and_counts_nothing(host: Any, published: dict[str, Any]) -> None:
+    run = playbook("restore.yml", "--check", "-e", f"guest={GUEST}", "-e", "what=all", "-e", "target=side")
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert counter() == []
+    assert not host.file(f"/var/tmp/vpsfleet-restore/{published['set']}").exists
+
+
+def test_restore_beside_the_originals(host: Any, published: dict[str, Any]) -> None:
+    night = published["set"]
+    host.check_output("echo defaced > /data/www/site1/page1.php && rm '/data/www/site2/nom avec espaces.txt'")
+    sql(host, "UPDATE items SET name = 'changed' WHERE id = 1; CREATE TABLE later (x INT);")
+    run = playbook(
+        "restore.yml", "-e", f"guest={GUEST}", "-e", "set=latest", "-e", "what=all", "-e", "target=side"
+    )
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert site_sums(host, f"/var/tmp/vpsfleet-restore/{night}") == published["site"]
+    side = "shop_restored_" + night.replace("-", "")
+    assert sql(host, SHOP_CONTENT, side) == published["shop"]
+    assert "items_audit" in sql(host, "SHOW TRIGGERS", side)
+    assert "purge_audit" in sql(host, "SHOW EVENTS", side)
+    assert "cheap_items" in sql(host, "SHOW FULL TABLES WHERE Table_type = 'VIEW'", side)
+    # The live copies are untouched by a side restore.
+    assert host.file("/data/www/site1/page1.php").content_string == "defaced\n"
+    assert sql(host, "SELECT name FROM items WHERE id = 1") == "changed\n"
+    assert [(r["set"], r["forced"]) for r in counter()] == [(night, False)]
+
+
+def test_restore_in_place(host: Any, published: dict[str, Any]) -> None:
+    run = playbook(
+        "restore.yml", "-e", f"guest={GUEST}", "-e", f"set={published['set']}", "-e", "what=all",
+        "-e", "target=in_place",
+    )  # fmt: skip
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert site_sums(host, "") == published["site"]
+    assert sql(host, SHOP_CONTENT) == published["shop"]
+    assert "later" not in sql(host, "SHOW TABLES")
+    assert "count_items" in sql(host, "SHOW PROCEDURE STATUS WHERE Db = 'shop'")
+    assert len(counter()) == 2
+
+
+def test_allowance_refuses_the_third_request_unless_forced_with_a_reason(published: dict[str, Any]) -> None:
+    request = [
+        "-e",
+        f"guest={GUEST}",
+        "-e",
+        "what=databases",
+        "-e",
+        '{"databases": ["shop"]}',
+        "-e",
+        "target=side",
+    ]
+    refused = playbook("restore.yml", *request)
+    assert refused.returncode != 0
+    assert "allows 2 restore request(s) a month and 2 were made this month" in refused.stdout
+    assert "all -> side" in refused.stdout and "all -> in_place" in refused.stdout
+    assert len(counter()) == 2  # a refused request is not counted
+    no_reason = playbook("restore.yml", *request, "-e", "force=true")
+    assert no_reason.returncode != 0 and "a forced request needs a reason" in no_reason.stdout
+    forced = playbook("restore.yml", *request, "-e", "force=true", "-e", "reason=ticket 4711, granted by ops")
+    assert forced.returncode == 0, forced.stdout[-3000:]
+    entries = counter()
+    assert len(entries) == 3
+    assert entries[-1]["forced"] is True and entries[-1]["reason"] == "ticket 4711, granted by ops"
+    assert entries[-1]["what"] == "databases shop -> side"
+
+
+def test_verify_backups_passes_on_a_good_set(published: dict[str, Any]) -> None:
+    run = playbook("verify-backups.yml")
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert f"{GUEST}: OK, set {published['set']}" in run.stdout
+    metric = store().file("/var/lib/prometheus/node-exporter/vpsfleet_backup_verify.prom").content_string
+    line = next(x for x in metric.splitlines() if x.startswith("vpsfleet_backup_verify_last_success"))
+    assert f'{{guest="{GUEST}"}}' in line and float(line.rsplit(" ", 1)[1]) > 0
+    # The scratch server is gone; the system's MariaDB on the store stays stopped and disabled.
+    box = store()
+    assert not box.service("mariadb").is_running and not box.service("mariadb").is_enabled
+    assert box.run("pgrep -x mariadbd").rc != 0
+
+
+def test_verify_backups_fails_on_a_flipped_byte(published: dict[str, Any]) -> None:
+    box = store()
+    archive = f"{SET_FOLDER}/{published['set']}/www.tar.gz"
+    box.check_output(f"cp -p {archive} /root/www.tar.gz.good")
+    box.check_output(
+        f"python3 -c \"import sys; p=sys.argv[1]; d=bytearray(open(p,'rb').read()); d[len(d)//2]^=1;"
+        f" open(p,'wb').write(d)\" {archive}"
+    )
+    try:
+        run = playbook("verify-backups.yml", "-e", json.dumps({"guests": [GUEST]}))
+    finally:
+        box.check_output(f"cp -p /root/www.tar.gz.good {archive}")
+    assert run.returncode != 0
+    assert f"{GUEST}: FAIL" in run.stdout and "sha256sum -c" in run.stdout and "www.tar.gz" in run.stdout
+
+
+def test_verify_backups_fails_on_a_cut_short_dump(published: dict[str, Any]) -> None:
+    """A dump cut short and compressed again, its checksum made to match: only the load and the
+    trailer check can tell."""
+    box = store()
+    folder = f"{SET_FOLDER}/{published['set']}"
+    box.check_output(
+        f"cd {folder} && cp -p db/shop.sql.gz /root/shop.sql.gz.good && cp -p SHA256SUMS /root/SUMS.good"
+        " && gunzip -c db/shop.sql.gz | head -c 20000 | gzip -c > /root/short.gz"
+        " && cat /root/short.gz > db/shop.sql.gz && grep -v ' db/shop.sql.gz$' /root/SUMS.good > SHA256SUMS"
+        " && sha256sum db/shop.sql.gz >> SHA256SUMS"
+    )
+    try:
+        run = playbook("verify-backups.yml", "-e", json.dumps({"guests": [GUEST]}))
+    finally:
+        box.check_output(
+            f"cd {folder} && cat /root/shop.sql.gz.good > db/shop.sql.gz && cat /root/SUMS.good > SHA256SUMS"
+        )
+    assert run.returncode != 0
+    assert f"{GUEST}: FAIL" in run.stdout and "db/shop.sql.gz" in run.stdout
+    assert "Dump completed" in run.stdout
