@@ -1,0 +1,311 @@
+"""Role backup_store, verified on what the store does for its clients: lftp (the agent's client)
+inside the store container talks to ProFTPD on loopback with the store's certificate verified,
+with the accounts' derived passwords; the daily jobs run as their timers would."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import email
+import email.policy
+import hashlib
+import hmac
+import json
+import os
+import shlex
+import subprocess
+import time
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+import pytest
+import testinfra
+
+testinfra_hosts = ["bstore"]
+
+ROOT = "/srv/vpsfleet-backup"
+CERT = "/etc/proftpd/vpsfleet/store.crt"
+PROGRAM = "/usr/local/sbin/vpsfleet-backup-store"
+MAILDIR = "/var/mail/sink/new"
+OPERATIONS = "ops@test.example.net"
+REPO = Path(os.environ.get("VPSFLEET_ROOT", Path(__file__).resolve().parents[6]))
+
+
+def secret() -> str:
+    return (Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "backup-secret").read_text().strip()
+
+
+def derive(purpose: str, name: str) -> str:
+    """The filter vpsfleet_derive (plugins/filter/vpsfleet_secrets.py), as the agent's side sees it."""
+    mac = hmac.new(secret().encode(), f"{purpose}:{name}".encode(), hashlib.sha256).digest()
+    return base64.b32encode(mac).decode().rstrip("=").lower()[:32]
+
+
+def lftp(host: Any, user: str, password: str, commands: str, tls: bool = True) -> Any:
+    settings = [
+        f"set ssl:ca-file {CERT}",
+        "set ssl:check-hostname yes",
+        f"set ftp:ssl-force {'true' if tls else 'false'}",
+        f"set ftp:ssl-allow {'true' if tls else 'false'}",
+        "set ftp:ssl-protect-data true",
+        "set ftp:passive-mode true",
+        "set net:max-retries 1",
+        "set net:timeout 10",
+        "set cmd:fail-exit true",
+        f"open -u {user},{password} bstore",
+    ]
+    script = "; ".join([*settings, commands])
+    return host.run(f"lftp -c {shlex.quote(script)}")
+
+
+def guest(host: Any, name: str, commands: str) -> Any:
+    return lftp(host, name, derive("backup-write", name), commands)
+
+
+def customer(host: Any, name: str, commands: str) -> Any:
+    return lftp(host, name, derive("backup-read", name), commands)
+
+
+def today(host: Any) -> dt.date:
+    return dt.date.fromisoformat(host.check_output("date +%F"))
+
+
+def make_set(host: Any, folder: str, size: int = 1000) -> None:
+    host.check_output(
+        f"mkdir -p {folder} && head -c {size} /dev/urandom > {folder}/www.tar.gz && "
+        f"chown -R vpsfleet-store: {folder}"
+    )
+
+
+def sink() -> Any:
+    return testinfra.get_host(
+        "ansible://bstore-sink", ansible_inventory=os.environ["MOLECULE_INVENTORY_FILE"]
+    )
+
+
+def sink_mails() -> list[EmailMessage]:
+    box = sink()
+    mails = []
+    for name in box.run(f"ls -1 {MAILDIR}").stdout.split():
+        raw = box.file(f"{MAILDIR}/{name}").content
+        mails.append(email.message_from_bytes(raw, policy=email.policy.default))
+    return mails
+
+
+def test_plain_ftp_login_is_refused(host: Any) -> None:
+    run = lftp(host, "alpha-web", derive("backup-write", "alpha-web"), "ls", tls=False)
+    assert run.rc != 0
+    log = host.file("/var/log/proftpd/proftpd.log").content_string
+    assert "SSL/TLS required" in run.stderr or "TLS" in log
+
+
+def test_tls_below_1_2_is_refused(host: Any) -> None:
+    run = host.run(
+        "openssl s_client -connect bstore:21 -starttls ftp -tls1_1 -CAfile " + CERT + " </dev/null"
+    )
+    assert run.rc != 0
+
+
+def test_certificate_names_the_store(host: Any) -> None:
+    text = host.check_output(f"openssl x509 -in {CERT} -noout -ext subjectAltName")
+    assert "DNS:bstore" in text
+    assert "IP Address:127.0.0.1" in text
+    key = host.file("/etc/proftpd/vpsfleet/store.key")
+    assert key.mode == 0o600
+    assert key.user == "root"
+
+
+def test_guest_uploads_into_its_own_folder_only(host: Any) -> None:
+    host.check_output("head -c 2000 /dev/urandom > /tmp/upload.bin")
+    run = guest(
+        host,
+        "alpha-web",
+        "mkdir -p probe.partial; put /tmp/upload.bin -o probe.partial/f; "
+        "mv probe.partial probe; cls -1 probe",
+    )
+    assert run.rc == 0, run.stderr
+    assert host.file(f"{ROOT}/c-alpha/alpha-web/probe/f").size == 2000
+    # Server-side SHA-256 (mod_digest), as the agent asks it.
+    digest = host.check_output("sha256sum /tmp/upload.bin").split()[0]
+    run = guest(host, "alpha-web", "quote XSHA256 probe/f")
+    assert digest.upper() in run.stdout.upper(), run.stdout + run.stderr
+    # Chrooted: the guest's root is its own folder; its neighbour is out of reach.
+    make_set(host, f"{ROOT}/c-alpha/alpha-db/2020-01-01")
+    for command in (
+        "cls ../alpha-db",
+        f"cls {ROOT}/c-alpha/alpha-db",
+        "get ../alpha-db/2020-01-01/www.tar.gz -o /tmp/x",
+    ):
+        run = guest(host, "alpha-web", command)
+        assert run.rc != 0, command
+    run = guest(host, "alpha-web", "cls -1 /")
+    assert "alpha-db" not in run.stdout
+    guest(host, "alpha-web", "rm -r probe")
+    assert not host.file(f"{ROOT}/c-alpha/alpha-web/probe").exists
+
+
+def test_customer_reads_all_its_guests_and_cannot_write(host: Any) -> None:
+    make_set(host, f"{ROOT}/c-alpha/alpha-web/2021-05-05", 3000)
+    run = customer(
+        host, "c-alpha", "cls -1 /; cls -1 /alpha-web; get /alpha-web/2021-05-05/www.tar.gz -o /tmp/fetched"
+    )
+    assert run.rc == 0, run.stderr
+    assert "alpha-web" in run.stdout and "alpha-db" in run.stdout
+    assert host.file("/tmp/fetched").size == 3000
+    for command in (
+        "put /tmp/upload.bin -o /alpha-web/intruder",
+        "rm /alpha-web/2021-05-05/www.tar.gz",
+        "mv /alpha-web/2021-05-05 /alpha-web/2021-05-06",
+        "mkdir /alpha-web/new",
+        "rmdir /alpha-db/2020-01-01",
+    ):
+        run = customer(host, "c-alpha", command)
+        assert run.rc != 0, command
+    assert not host.file(f"{ROOT}/c-alpha/alpha-web/intruder").exists
+    assert host.file(f"{ROOT}/c-alpha/alpha-web/2021-05-05/www.tar.gz").exists
+    assert not host.file(f"{ROOT}/c-alpha/alpha-web/2021-05-06").exists
+    # Another customer's tree is out of reach.
+    run = customer(host, "c-beta", "cls -1 /")
+    assert run.rc == 0, run.stderr
+    assert "alpha-web" not in run.stdout
+
+
+def test_upload_beyond_the_customers_quota_is_refused(host: Any) -> None:
+    """c-alpha's quota (3 MB) is shared by its guests: 2 MB by one, then 2 MB by the other."""
+    host.check_output("head -c 2000000 /dev/urandom > /tmp/2mb.bin")
+    first = guest(host, "alpha-web", "put /tmp/2mb.bin -o big1")
+    assert first.rc == 0, first.stderr
+    second = guest(host, "alpha-db", "put /tmp/2mb.bin -o big2")
+    assert second.rc != 0
+    assert "552" in second.stderr or "quota" in second.stderr.lower(), second.stderr
+    assert not host.file(f"{ROOT}/c-alpha/alpha-db/big2").exists
+    # Another customer is not affected.
+    other = guest(host, "beta-web", "put /tmp/2mb.bin -o big3; rm big3")
+    assert other.rc == 0, other.stderr
+    # Deleting frees the quota again.
+    guest(host, "alpha-web", "rm big1")
+    again = guest(host, "alpha-db", "put /tmp/2mb.bin -o big2; rm big2")
+    assert again.rc == 0, again.stderr
+
+
+def test_retention_keeps_the_offers_days_and_never_the_newest(host: Any) -> None:
+    now = today(host)
+    web = f"{ROOT}/c-alpha/alpha-web"
+    db = f"{ROOT}/c-alpha/alpha-db"
+    host.check_output(f"rm -rf {web}/* {db}/*")
+    for days in range(6):
+        make_set(host, f"{web}/{(now - dt.timedelta(days=days)).isoformat()}")
+    for days in (10, 9, 8):  # backups stopped: every set is older than the 3 days
+        make_set(host, f"{db}/{(now - dt.timedelta(days=days)).isoformat()}")
+    make_set(host, f"{web}/{now.isoformat()}.partial")  # today's upload in progress
+    make_set(host, f"{web}/stale.partial")
+    host.check_output(f"touch -d '3 days ago' {web}/stale.partial")
+    run = host.run(f"{PROGRAM} retention")
+    assert run.rc == 0, run.stderr
+    kept_web = sorted(host.file(web).listdir())
+    assert kept_web == sorted(
+        [(now - dt.timedelta(days=d)).isoformat() for d in range(3)] + [f"{now.isoformat()}.partial"]
+    )
+    assert host.file(db).listdir() == [(now - dt.timedelta(days=8)).isoformat()]
+    removed = json.loads(run.stdout)["removed"]
+    assert {r["set"] for r in removed} >= {"stale.partial", (now - dt.timedelta(days=5)).isoformat()}
+
+
+def test_dead_man_mails_operations_and_writes_metrics(host: Any) -> None:
+    now = today(host).isoformat()
+    make_set(host, f"{ROOT}/c-alpha/alpha-web/{now}")
+    make_set(host, f"{ROOT}/c-alpha/alpha-db/{now}")
+    host.check_output(f"rm -rf {ROOT}/c-beta/beta-web/{now}")
+    run = host.run(f"{PROGRAM} dead-man")
+    assert run.rc == 1, run.stderr
+    report = json.loads(run.stdout)
+    assert [m["guest"] for m in report["missing"]] == ["beta-web"]  # suspended beta-idle not watched
+    assert report["mailed"] is True
+    deadline = time.monotonic() + 90
+    alerts: list[EmailMessage] = []
+    while not alerts and time.monotonic() < deadline:
+        alerts = [m for m in sink_mails() if m["X-Vpsfleet-Alert"] == "backup-dead-man"]
+        time.sleep(2)  # postfix relays to the sink over STARTTLS
+    assert len(alerts) >= 1
+    mail = alerts[-1]
+    assert mail["To"] == OPERATIONS
+    assert now in mail["Subject"]
+    part = mail.get_body()
+    assert part is not None
+    body = part.get_content()
+    assert "beta-web" in body and "alpha-web" not in body
+    metrics = host.file("/var/lib/prometheus/node-exporter/vpsfleet_backup_store.prom").content_string
+    assert 'vpsfleet_backup_store_set_present{customer="c-beta",guest="beta-web"} 0' in metrics
+    assert 'vpsfleet_backup_store_set_present{customer="c-alpha",guest="alpha-web"} 1' in metrics
+    assert 'vpsfleet_backup_store_newest_set_age_days{customer="c-alpha",guest="alpha-web"} 0' in metrics
+    assert 'vpsfleet_backup_store_customer_quota_bytes{customer="c-alpha"} 3000000' in metrics
+    assert "beta-idle" not in metrics
+
+
+def test_terminated_guests_are_erased_and_logged(host: Any) -> None:
+    for gone in ("c-alpha/alpha-old", "c-gamma"):
+        assert not host.file(f"{ROOT}/{gone}").exists, gone
+    # Terminated on a date to come: sets kept, but no account any more.
+    assert host.file(f"{ROOT}/c-alpha/alpha-later/2024-01-30").is_directory
+    users = [
+        line.split(":")[0]
+        for line in host.file("/etc/proftpd/vpsfleet/ftpd.passwd").content_string.splitlines()
+    ]
+    assert sorted(users) == ["alpha-db", "alpha-web", "beta-idle", "beta-web", "c-alpha", "c-beta"]
+    log = [
+        json.loads(line)
+        for line in host.file("/var/log/vpsfleet-backup-store/erasure.log").content_string.splitlines()
+    ]
+    erased = {entry["guest"]: entry for entry in log}
+    assert set(erased) == {"alpha-old", "gamma-gone"}
+    assert erased["alpha-old"]["bytes"] == 100000
+    assert erased["alpha-old"]["by"] == "ansible role backup_store"
+    assert erased["gamma-gone"]["customer"] == "c-gamma"
+    journal = host.check_output(
+        "journalctl --no-pager -o cat -t vpsfleet-backup-store -t python3 | tail -n 200 || true"
+    )
+    assert journal is not None
+
+
+def test_timers_run_after_the_window(host: Any) -> None:
+    daily = host.check_output("systemctl show vpsfleet-backup-store-daily.timer -p TimersCalendar")
+    assert "03:30:00" in daily
+    dead_man = host.check_output("systemctl show vpsfleet-backup-store-dead-man.timer -p TimersCalendar")
+    assert "04:00:00" in dead_man
+    assert host.service("vpsfleet-backup-store-daily.timer").is_enabled
+    assert host.service("vpsfleet-backup-store-dead-man.timer").is_enabled
+
+
+def decommission(*extra: str) -> subprocess.CompletedProcess[str]:
+    inventory = os.environ["MOLECULE_INVENTORY_FILE"]
+    env = {
+        **os.environ,
+        "ANSIBLE_ROLES_PATH": str(REPO / "ansible/roles"),
+        "ANSIBLE_FILTER_PLUGINS": str(REPO / "ansible/plugins/filter"),
+        "ANSIBLE_FORCE_COLOR": "false",
+    }
+    return subprocess.run(
+        [str(REPO / ".venv/bin/ansible-playbook"), "-i", str(Path(inventory).parent),
+         str(REPO / "ansible/playbooks/decommission.yml"), *extra],
+        capture_output=True, text=True, env=env, check=False,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("name", "why"),
+    [("alpha-web", "is active, not terminated"), ("alpha-later", "its backups are kept until that date")],
+)
+def test_decommission_refuses_a_guest_that_is_not_due(host: Any, name: str, why: str) -> None:
+    run = decommission("-e", f"guest={name}")
+    assert run.returncode != 0
+    assert why in run.stdout, run.stdout[-3000:]
+    assert host.file(f"{ROOT}/c-alpha/{name}").is_directory
+
+
+def test_decommission_when_everything_is_erased_changes_nothing(host: Any) -> None:
+    # The tests above wrote sets straight to disk: bring the quota tallies up to date first.
+    host.check_output(f"{PROGRAM} quota")
+    run = decommission()
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert "changed=0" in run.stdout
