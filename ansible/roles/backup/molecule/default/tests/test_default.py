@@ -20,10 +20,10 @@ from typing import Any
 import pytest
 import testinfra
 
-testinfra_hosts = ["backup-guest"]
+testinfra_hosts = ["backup-role-guest"]
 
 CUSTOMER = "c-alpha"
-GUEST = "backup-guest"
+GUEST = "backup-role-guest"
 STORE_ROOT = "/srv/vpsfleet-backup"
 FOLDER = f"{STORE_ROOT}/{CUSTOMER}/{GUEST}"
 MAILDIR = "/var/mail/sink/new"
@@ -34,7 +34,7 @@ METRICS = "/var/lib/prometheus/node-exporter/vpsfleet_backup.prom"
 SET_NAME = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 # Everything the round trip compares: rows, and the definitions of the view, trigger and event.
 DB_QUERIES = {
-    "items": "SELECT id, name, price, HEX(photo) FROM {db}.items ORDER BY id",
+    "items": "SELECT id, HEX(name), price, HEX(photo) FROM {db}.items ORDER BY id",
     "audit": "SELECT id, item_id, note FROM {db}.audit ORDER BY id",
     "view": "SELECT VIEW_DEFINITION FROM information_schema.VIEWS WHERE TABLE_SCHEMA='{db}'",
     "trigger": (
@@ -53,11 +53,11 @@ def other(name: str) -> Any:
 
 
 def store() -> Any:
-    return other("backup-store")
+    return other("backup-role-store")
 
 
 def sink_mails() -> list[EmailMessage]:
-    box = other("backup-sink")
+    box = other("backup-role-sink")
     mails = []
     for name in box.run(f"ls -1 {MAILDIR}").stdout.split():
         raw = box.file(f"{MAILDIR}/{name}").content
@@ -156,13 +156,16 @@ def test_timer_elapses_at_the_planned_start(host: Any) -> None:
 
 
 def test_run_is_low_priority_and_stops_at_the_deadline(host: Any) -> None:
-    props = host.check_output(
-        "systemctl show -P Nice -P IOSchedulingClass -P RuntimeMaxUSec vpsfleet-backup.service"
-    ).split()
-    assert props[0] == "10"
-    assert props[1] in ("2", "best-effort")
+    shown = host.check_output(
+        "systemctl show --property=Nice,IOSchedulingClass,IOSchedulingPriority,RuntimeMaxUSec"
+        " vpsfleet-backup.service"
+    )
+    props = dict(line.split("=", 1) for line in shown.splitlines())
+    assert props["Nice"] == "10"
+    assert props["IOSchedulingClass"] in ("2", "best-effort")
+    assert props["IOSchedulingPriority"] == "7"
     # Started at 00:17, the unit is stopped at the window's end at the latest (03:00).
-    assert props[2] in ("2h 43min", str((3 * 60 - 17) * 60 * 1_000_000))
+    assert props["RuntimeMaxUSec"] in ("2h 43min", str((3 * 60 - 17) * 60 * 1_000_000))
     assert json.loads(host.file(CONFIG).content_string)["deadline"] == "02:55"
 
 
@@ -192,8 +195,8 @@ def test_round_trip_restore_reproduces_files_and_database(host: Any, first_run: 
     archive and load the dump into a scratch database: identical files and content."""
     host.check_output("rm -rf /root/restore && mkdir -p /root/restore")
     fetch = subprocess.run(
-        f"podman exec backup-store tar -C {FOLDER}/{first_run} -cf - ."
-        " | podman exec -i backup-guest tar -C /root/restore --one-top-level=set -xf -",
+        f"podman exec backup-role-store tar -C {FOLDER}/{first_run} -cf - ."
+        " | podman exec -i backup-role-guest tar -C /root/restore --one-top-level=set -xf -",
         shell=True,
         capture_output=True,
         text=True,
@@ -202,9 +205,9 @@ def test_round_trip_restore_reproduces_files_and_database(host: Any, first_run: 
     assert fetch.returncode == 0, fetch.stderr
     host.check_output("cd /root/restore/set && sha256sum -c --strict SHA256SUMS")
     host.check_output("tar -xzf /root/restore/set/www.tar.gz -C /root/restore")
-    sums = "find . \\( -type f -o -type l \\) -print0 | sort -z | xargs -0 sha256sum"
-    original = host.check_output(f"cd /data/www && {sums}")
-    restored = host.check_output(f"cd /root/restore/data/www && {sums}")
+    sums = "find . -type f -print0 | sort -z | xargs -0 sha256sum; find . -type l -printf '%p -> %l\\n'"
+    original = host.check_output(f"cd /data/www && {{ {sums}; }}")
+    restored = host.check_output(f"cd /root/restore/data/www && {{ {sums}; }}")
     assert original == restored and original.count("\n") > 250
     assert host.check_output("readlink /root/restore/data/www/current") == "site1"
     host.check_output(
@@ -254,7 +257,7 @@ def other_certificate(host: Any) -> None:
     host.check_output(
         "cp -p /etc/vpsfleet-backup/store-ca.pem /root/store-ca.pem.good && openssl req -x509"
         " -newkey rsa:2048 -nodes -days 2 -keyout /root/other.key -out /etc/vpsfleet-backup/store-ca.pem"
-        f" -subj /CN=backup-store -addext subjectAltName=DNS:backup-store,IP:{address}"
+        f" -subj /CN=backup-role-store -addext subjectAltName=DNS:backup-role-store,IP:{address}"
     )
 
 
@@ -263,11 +266,12 @@ def good_certificate(host: Any) -> None:
 
 
 def stop_database(host: Any) -> None:
-    host.check_output("systemctl stop mariadb")
+    # The socket too: Debian's mariadb.socket would start the server again on connection.
+    host.check_output("systemctl stop mariadb.socket mariadb.service")
 
 
 def start_database(host: Any) -> None:
-    host.check_output("systemctl start mariadb")
+    host.check_output("systemctl start mariadb.socket mariadb.service")
 
 
 LOCK_UNIT = "backup-test-table-lock"
@@ -326,6 +330,45 @@ def normal_deadline(host: Any) -> None:
     host.check_output(f"mv /root/config.json.good {CONFIG}")
 
 
+STORE_PROGRAM = "/usr/local/sbin/vpsfleet-backup-store"
+STORE_CONFIG = "/etc/vpsfleet-backup-store/config.json"
+
+
+def store_nearly_full(_host: Any) -> None:
+    """The customer's quota (role backup_store's ProFTPD quota table) set to what its folder
+    holds plus less than one set."""
+    box = store()
+    used = int(box.check_output(f"du -sb {STORE_ROOT}/{CUSTOMER} | cut -f1"))
+    config = json.loads(box.file(STORE_CONFIG).content_string)
+    for customer in config["customers"]:
+        customer["quota_bytes"] = used + 300_000
+    box.check_output(f"echo {shlex.quote(json.dumps(config))} > /root/quota-test.json")
+    box.check_output(f"{STORE_PROGRAM} --config /root/quota-test.json quota")
+
+
+def store_quota_back(_host: Any) -> None:
+    store().check_output(f"{STORE_PROGRAM} --config {STORE_CONFIG} quota && rm /root/quota-test.json")
+
+
+CHURN_UNIT = "backup-test-churn"
+
+
+def file_growing(host: Any) -> None:
+    """A log file under /data/www written to without pause while tar reads it, at every
+    attempt (tar: "file changed as we read it")."""
+    host.check_output(
+        "mkdir -p /data/www/churn && head -c 4000000 /dev/zero > /data/www/churn/live.log"
+        f" && systemd-run --unit={CHURN_UNIT} /bin/sh -c"
+        " 'while :; do echo x >> /data/www/churn/live.log; done'"
+    )
+
+
+def file_still(host: Any) -> None:
+    host.run(f"systemctl stop {CHURN_UNIT}")
+    host.run(f"systemctl reset-failed {CHURN_UNIT}")
+    host.check_output("rm -rf /data/www/churn")
+
+
 FAULTS = {
     "store_down": Fault("store_unreachable", stop_store, start_store),
     "wrong_password": Fault("auth_failed", wrong_password, good_password),
@@ -333,6 +376,8 @@ FAULTS = {
     "database_down": Fault("db_unavailable", stop_database, start_database),
     "run_killed": Fault("killed", lock_table, unlock_table, run_then_kill),
     "deadline": Fault("deadline", deadline_in_a_minute, normal_deadline),
+    "store_full": Fault("quota", store_nearly_full, store_quota_back),
+    "file_changing": Fault("source_changed", file_growing, file_still),
 }
 
 
