@@ -5,9 +5,10 @@
 #      podman network per address pool in use, with the pool's gateway;
 #   4. starts one systemd container per guest at its fixed IPv4, and the mail sink at the
 #      address the fleet reserves for the relay;
-#   5. new guests get the lab operator's key (what cloud-init does in production); new unmanaged
-#      guests are handed over (playbooks/handover.yml), then site.yml is applied over SSH
-#      through ansible-runner;  6. prints what runs where and how to reach it.
+#   5. new guests get the lab operator's key (what cloud-init does in production); site.yml is
+#      applied over SSH through ansible-runner (stores included), then new unmanaged guests are
+#      handed over (playbooks/handover.yml);  6. runs a backup of the managed guests and verifies
+#      it;  7. prints what runs where and how to reach it.
 # Running it again only starts what is missing and re-applies site.yml (which changes nothing).
 # scripts/lab-down.sh removes everything it made.
 set -euo pipefail
@@ -175,16 +176,26 @@ sys.exit(0 if result.rc == 0 else 1)
 PY
 }
 
+step "applying site.yml (ansible-runner, over SSH)"
+run_playbook lab.yml
+# After site.yml: the backup annex of an unmanaged guest reads its store's certificate.
 if ((${#new_unmanaged[@]})); then
   step "handing over new unmanaged guests: ${new_unmanaged[*]}"
   run_playbook handover.yml "$(IFS=,; echo "${new_unmanaged[*]}")"
 fi
-step "applying site.yml (ansible-runner, over SSH)"
-run_playbook lab.yml
 
 step "a backup now on the guests with a database, then its verification (as each night)"
 run_playbook backup-now.yml "backup_clients:&managed"
 run_playbook verify-backups.yml
+python - "$root/artifacts/verify-backups/summary.json" <<'PY'
+import json
+import sys
+
+for r in json.load(open(sys.argv[1]))["results"]:
+    what = ", ".join(c["file"] for c in r.get("checked", []))
+    verdict = "skipped (no set yet)" if r["skipped"] else ("verified" if r["ok"] else "FAILED")
+    print(f"  {r['guest']}: set {r.get('set') or '-'} {verdict} ({what})")
+PY
 for store in "${stores[@]}"; do
   IFS=: read -r name _ <<<"$store"
   echo "  sets on $name:"
