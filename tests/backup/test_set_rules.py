@@ -94,6 +94,8 @@ def test_listing_parser_reads_lftp_cls(agent: ModuleType) -> None:
         ("cd: Fatal error: max-retries exceeded", "530 Authentication failed.", "auth_failed"),
         ("Fatal error: Certificate verification: certificate common name doesn't match", "",
          "tls_failed"),
+        ("cd: Login failed: ftp:ssl-force is set and server does not support or allow SSL", "",
+         "tls_failed"),
         ("put: Access failed: 552 Disk quota exceeded", "", "quota"),
         ("put: Fatal error: max-retries exceeded", "426 Disk quota exceeded", "quota"),
         ("cd: Fatal error: max-retries exceeded", "", "store_unreachable"),
