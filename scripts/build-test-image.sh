@@ -91,6 +91,9 @@ for unit in getty@tty1.service console-getty.service systemd-udevd.service \
 done
 # postfix has no configuration until the common role writes one.
 chroot "$root" systemctl disable postfix.service >/dev/null 2>&1 || true
+# The database and FTP servers are there for the guests and stores that use them (their roles or
+# scenarios enable them); every other container boots without their cost.
+chroot "$root" systemctl disable mariadb.service proftpd.service >/dev/null 2>&1 || true
 echo "en_US.UTF-8 UTF-8" >"$root/etc/locale.gen"
 chroot "$root" locale-gen >/dev/null
 chroot "$root" passwd -l root >/dev/null

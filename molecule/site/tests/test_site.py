@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import testinfra
 
+from vpsfleet.backup_plan import plan_night
 from vpsfleet.loader import load_fleet
 
 FLEET = load_fleet(Path(__file__).resolve().parents[3] / "inventories" / "lab" / "fleet.yml")
@@ -77,3 +78,20 @@ def test_every_guest_mails_through_the_relay():
             break
         time.sleep(0.5)
     assert not missing, f"no mail from {sorted(missing)}"
+
+
+def test_managed_guests_back_up_to_the_fleet_store_at_the_planned_time():
+    night = plan_night(FLEET)
+    starts = {slot.job.guest: night.start_time(slot) for p in night.stores for slot in p.slots}
+    store = guest_host("labstore1")
+    assert store.service("proftpd").is_running
+    offers = {o.name: o.kind.value for o in FLEET.offers}
+    managed = [g for g in GUESTS if offers.get(g.offer) == "managed_vps" and FLEET.backup_enabled(g)]
+    assert managed
+    for guest in managed:
+        host = guest_host(guest.name)
+        timer = host.file("/etc/systemd/system/vpsfleet-backup.timer").content_string
+        assert f"OnCalendar=*-*-* {starts[guest.name]}:00" in timer
+        assert host.service("vpsfleet-backup.timer").is_enabled
+        # The store keeps a folder (and a write account) for the guest.
+        assert store.file(f"/srv/vpsfleet-backup/{guest.customer}/{guest.name}").is_directory
