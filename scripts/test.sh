@@ -1,7 +1,17 @@
 #!/usr/bin/env bash
-# Every test: linters first (cheap), then pytest over tests/ (unit, property, libvirt, molecule).
+# Every test: linters first (cheap), then pytest over tests/ (unit, property, libvirt, molecule),
+# and at the end a table of where the time went (the suite's budget is 40 minutes on a two-core
+# machine; CI allows 90).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+timing="$(mktemp /tmp/vpsfleet-timing.XXXXXX)"
+trap 'rm -f "$timing"' EXIT
+export VPSFLEET_TIMING="$timing"
+start=$SECONDS
 bash scripts/lint.sh
 # Extra pytest arguments may be passed through, e.g. `scripts/test.sh -k fleet`.
-exec .venv/bin/pytest "$@"
+status=0
+.venv/bin/pytest "$@" || status=$?
+printf '{"part": "make test (wall clock)", "seconds": %d}\n' "$((SECONDS - start))" >>"$timing"
+.venv/bin/python -m tests.timing_table "$timing"
+exit "$status"

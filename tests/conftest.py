@@ -1,0 +1,54 @@
+"""Suite-wide hooks: the per-part timing table printed at the end of every run.
+
+A part is a folder of tests/ (`fleet`, `backup`, ...), and each Molecule scenario on its own, since
+those are what the suite's time budget is spent on (CI has 90 minutes; the suite must stay within
+40 on a two-core machine). `scripts/test.sh` adds the linters' rows, read from VPSFLEET_TIMING.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+_SECONDS: dict[str, float] = defaultdict(float)
+_COUNTS: dict[str, int] = defaultdict(int)
+_STARTED = time.monotonic()
+
+
+def part_of(nodeid: str) -> str:
+    """`tests/fleet/test_ipam.py::test_x` -> `fleet`; a Molecule scenario -> `molecule <id>`."""
+    path, _, rest = nodeid.partition("::")
+    parts = Path(path).parts
+    folder = parts[1] if len(parts) > 2 and parts[0] == "tests" else Path(path).stem
+    if folder == "molecule" and "[" in rest:
+        return f"molecule {rest[rest.index('[') + 1 : rest.rindex(']')]}"
+    return folder
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    part = part_of(report.nodeid)
+    _SECONDS[part] += report.duration
+    if report.when == "call" or (report.when == "setup" and report.skipped):
+        _COUNTS[part] += 1
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    rows = sorted(_SECONDS.items(), key=lambda item: -item[1])
+    if not rows:
+        return
+    wall = time.monotonic() - _STARTED
+    terminalreporter.section("time per part (setup + call + teardown)")
+    for part, seconds in rows:
+        terminalreporter.write_line(f"{part:<45} {_COUNTS[part]:>5} tests {seconds / 60:>7.1f} min")
+    terminalreporter.write_line(f"{'pytest wall clock':<45} {'':>11} {wall / 60:>7.1f} min")
+    target = os.environ.get("VPSFLEET_TIMING")
+    if target:
+        with open(target, "a", encoding="utf-8") as out:
+            for part, seconds in rows:
+                out.write(json.dumps({"part": f"pytest {part}", "seconds": round(seconds, 1)}) + "\n")
+            out.write(json.dumps({"part": "pytest (wall clock)", "seconds": round(wall, 1)}) + "\n")
