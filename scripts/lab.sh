@@ -199,7 +199,7 @@ PY
 for store in "${stores[@]}"; do
   IFS=: read -r name _ <<<"$store"
   echo "  sets on $name:"
-  podman exec "lab-$name" find /srv/vpsfleet-backup -mindepth 3 -maxdepth 3 -type d -printf '    %P\n' | sort
+  podman exec "lab-$name" find /srv/vpsfleet-backup -mindepth 3 -maxdepth 3 -type d -not -path '*/.vpsfleet/*' -printf '    %P\n' | sort
 done
 
 step "the lab"

@@ -1,12 +1,24 @@
 """The verifier that verify-backups.yml runs (ansible/playbooks/files/vpsfleet-verify-backup):
 with the customer's read-only account, the newest set passes when it is whole and fails, with the
 reason, when a byte is flipped or a dump is cut short; dumps load into a scratch MariaDB that is
-gone afterwards; the metric keeps the last success."""
+gone afterwards; the metric keeps the last success.
+
+A set is hostile input (issue 10, #1): a dump that carries a client command (`\\!`, `system`, a
+DELIMITER trick) is refused before anything loads, and even without that screen the sandbox
+(`mariadb --sandbox --binary-mode`, an unprivileged account, no file import or export) runs
+nothing; the marker the commands would write stays absent."""
 
 from __future__ import annotations
 
+import argparse
+import gzip
+import hashlib
 import json
+import os
+import shutil
 import subprocess
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -24,25 +36,51 @@ from tests.backup.conftest import (
     make_config,
     need,
 )
+from tests.backup_store.conftest import load
 
 VERIFIER = REPO / "ansible" / "playbooks" / "files" / "vpsfleet-verify-backup"
 SET = NIGHT.date().isoformat()
+# The sandbox's account in the tests; verify-backups.yml makes its own, vpsfleet-verify.
+RUN_AS = "nobody"
 
 
 @pytest.fixture(autouse=True)
 def _tools() -> None:
-    need("lftp", "tar", "pigz", "sha256sum", "mariadbd", "mariadb-install-db")
+    need("lftp", "tar", "pigz", "sha256sum", "mariadbd", "mariadb-install-db", "setpriv")
 
 
-def verify(tmp_path: Path, store: FtpStore, certs: Certs, guest: str = "g1") -> tuple[int, dict[str, Any]]:
+@pytest.fixture(scope="module")
+def verifier() -> ModuleType:
+    return load("vpsfleet_verify_backup", VERIFIER)
+
+
+@pytest.fixture
+def outside() -> Iterator[Path]:
+    """Under /var/tmp, reachable by the sandbox's account (pytest's own temp folder is root's
+    0700): `scratch` for the scratch databases, `markers` (world-writable, so that a command that
+    ran as the sandbox's account would leave its marker there)."""
+    base = Path(tempfile.mkdtemp(prefix="vpsfleet-verify-test-", dir="/var/tmp"))
+    base.chmod(0o755)
+    markers = base / "markers"
+    markers.mkdir()
+    markers.chmod(0o1777)
+    yield base
+    shutil.rmtree(base, ignore_errors=True)
+
+
+def verify(
+    tmp_path: Path, store: FtpStore, certs: Certs, outside: Path, guest: str = "g1", *extra: str
+) -> tuple[int, dict[str, Any]]:
     result = subprocess.run(
         ["python3", str(VERIFIER), "--agent", str(AGENT_PATH), "--guest", guest, "--customer", "c1",
          "--host", "localhost", "--port", str(store.port), "--ca-file", str(certs.good_cert),
          "--timeout", "5", "--work-dir", str(tmp_path / "vwork"), "--state-dir", str(tmp_path / "vstate"),
-         "--textfile", str(tmp_path / "verify.prom"), "--password-stdin"],
+         "--scratch-dir", str(outside / "scratch"), "--run-as", RUN_AS,
+         "--textfile", str(tmp_path / "verify.prom"), "--password-stdin", *extra],
         input=PASSWORD + "\n", capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert PASSWORD not in result.stdout + result.stderr
+    assert result.stdout, result.stderr
     return result.returncode, json.loads(result.stdout)
 
 
@@ -53,32 +91,50 @@ def success_metric(tmp_path: Path) -> float:
     raise AssertionError("no metric for g1")
 
 
-def test_good_set_passes_then_damage_fails(
+def reader(store: FtpStore) -> None:
+    """The customer's read-only account over all of its guests (ProFTPD's layout)."""
+    if not store._handler.authorizer.has_user("c1"):
+        store._handler.authorizer.add_user("c1", PASSWORD, str(store.root / "c1"), perm="elr")
+
+
+def publish(
     agent: ModuleType, tmp_path: Path, store: FtpStore, certs: Certs, site: Path, mariadb: MariaDB
 ) -> None:
-    # The customer's read-only account over all of its guests (ProFTPD's layout).
-    store._handler.authorizer.add_user("c1", PASSWORD, str(store.root / "c1"), perm="elr")
+    reader(store)
     config = make_config(
         agent, tmp_path, store, certs, site,
         databases="all", mysql_defaults_file=str(mariadb.backup_defaults),
     )  # fmt: skip
-    code, result = verify(tmp_path, store, certs)
-    assert code == 3 and result["no_set"] is True
     assert agent.run(config, now=NIGHT, use_deadline=False).reason == "ok"
-    code, result = verify(tmp_path, store, certs)
+
+
+def test_good_set_passes_then_damage_fails(
+    agent: ModuleType, tmp_path: Path, store: FtpStore, certs: Certs, site: Path, mariadb: MariaDB,
+    outside: Path,
+) -> None:  # fmt: skip
+    reader(store)
+    code, result = verify(tmp_path, store, certs, outside)
+    assert code == 3 and result["no_set"] is True
+    publish(agent, tmp_path, store, certs, site, mariadb)
+    code, result = verify(tmp_path, store, certs, outside)
     assert (code, result["ok"]) == (0, True), result["reasons"]
     assert result["set"] == SET
     assert sorted(c["file"] for c in result["checked"]) == ["db/shop.sql.gz", "db/wiki.sql.gz", "www.tar.gz"]
+    assert result["sandbox"]["user"] == RUN_AS
+    namespaces = subprocess.run(["unshare", "--net", "true"], check=False).returncode == 0
+    assert result["sandbox"]["network_namespace"] is namespaces  # auto: where the host allows one
     passed = success_metric(tmp_path)
     assert passed > 0
-    assert not list((tmp_path / "vwork").iterdir())  # scratch datadir and download removed
+    assert not list((tmp_path / "vwork").iterdir())  # the download is removed
+    assert not list((outside / "scratch").iterdir())  # and the scratch datadirs
+    assert oct((outside / "scratch").stat().st_mode & 0o7777) == "0o710"
     # A flipped byte in the archive.
     archive = store.home / SET / "www.tar.gz"
     intact = archive.read_bytes()
     damaged = bytearray(intact)
     damaged[len(damaged) // 2] ^= 0x01
     archive.write_bytes(bytes(damaged))
-    code, result = verify(tmp_path, store, certs)
+    code, result = verify(tmp_path, store, certs, outside)
     assert code == 1 and result["ok"] is False
     assert any(r.startswith("sha256sum -c") and "www.tar.gz" in r for r in result["reasons"])
     assert success_metric(tmp_path) == passed  # the last success is kept
@@ -86,7 +142,183 @@ def test_good_set_passes_then_damage_fails(
     # A dump cut short.
     dump = store.home / SET / "db" / "shop.sql.gz"
     dump.write_bytes(dump.read_bytes()[: dump.stat().st_size // 2])
-    code, result = verify(tmp_path, store, certs)
+    code, result = verify(tmp_path, store, certs, outside)
     assert code == 1
     assert any("db/shop.sql.gz" in r and "Dump completed" in r for r in result["reasons"])
     assert {c["file"]: c["ok"] for c in result["checked"]}["db/wiki.sql.gz"] is True
+
+
+def hostile_payloads(markers: Path) -> dict[str, str]:
+    """What a customer who is root on the guest could slip into a dump: each would touch its
+    marker if the client ran it."""
+    return {
+        "bang": f"\\! touch {markers}/bang\n",
+        "system": f"system touch {markers}/system\n",
+        "statement": f"SELECT 1; system touch {markers}/statement;\n",
+        # The quote as delimiter: a screen that tracks quotes would think the next line is data.
+        "delimiter": f"DELIMITER '\nSELECT 1'\n\\! touch {markers}/delimiter\nDELIMITER ;\n",
+    }
+
+
+def with_payload(dump: bytes, payload: str) -> bytes:
+    """The dump with `payload` before its trailer, so that it is still complete, and without the
+    line of mariadb-dump (10.11.8 and later) that switches the client to its sandbox mode: the
+    customer writes the whole file."""
+    if dump.startswith(b"/*M!999999\\- enable the sandbox mode */"):
+        dump = dump.split(b"\n", 1)[1]
+    at = dump.rindex(b"-- Dump completed")
+    return dump[:at] + payload.encode() + dump[at:]
+
+
+def rewrite_sums(folder: Path) -> None:
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.name != "SHA256SUMS")
+    lines = [f"{hashlib.sha256(p.read_bytes()).hexdigest()}  {p.relative_to(folder)}" for p in files]
+    (folder / "SHA256SUMS").write_text("\n".join(lines) + "\n")
+
+
+def test_hostile_dumps_are_refused_and_nothing_runs(
+    agent: ModuleType, tmp_path: Path, store: FtpStore, certs: Certs, site: Path, mariadb: MariaDB,
+    outside: Path,
+) -> None:  # fmt: skip
+    publish(agent, tmp_path, store, certs, site, mariadb)
+    folder = store.home / SET
+    good = gzip.decompress((folder / "db" / "shop.sql.gz").read_bytes())
+    markers = outside / "markers"
+    for name, payload in hostile_payloads(markers).items():
+        (folder / "db" / f"evil-{name}.sql.gz").write_bytes(gzip.compress(with_payload(good, payload)))
+    rewrite_sums(folder)  # the checksums match: only the dumps' content is hostile
+    # Without a network namespace, as in a container (the lab's store): the rest still holds.
+    code, result = verify(tmp_path, store, certs, outside, "g1", "--network-namespace", "off")
+    assert code == 1 and result["ok"] is False
+    assert result["sandbox"]["network_namespace"] is False
+    checked = {c["file"]: c["ok"] for c in result["checked"]}
+    assert checked["db/shop.sql.gz"] is True and checked["db/wiki.sql.gz"] is True
+    for name in hostile_payloads(markers):
+        assert checked[f"db/evil-{name}.sql.gz"] is False
+        reason = next(r for r in result["reasons"] if f"evil-{name}" in r)
+        assert "refused, nothing of it loaded" in reason, reason
+    assert list(markers.iterdir()) == []
+
+
+def test_the_sandbox_holds_without_the_screen(
+    verifier: ModuleType, agent: ModuleType, tmp_path: Path, mariadb: MariaDB, outside: Path
+) -> None:
+    """The screen is belt and braces: each hostile dump loaded straight into the scratch MariaDB
+    (`mariadb --sandbox --binary-mode` as the unprivileged account, secure_file_priv on an empty
+    folder of root's) fails to load and leaves no marker."""
+    good = subprocess.run(
+        ["mariadb-dump", f"--defaults-extra-file={mariadb.root_defaults}", "--routines", "--events",
+         "--triggers", "--hex-blob", "shop"],
+        capture_output=True, check=True,
+    ).stdout  # fmt: skip
+    markers = outside / "markers"
+    payloads = hostile_payloads(markers) | {
+        "outfile": f"SELECT 'x' INTO OUTFILE '{markers}/outfile';\n",
+        "local": "LOAD DATA LOCAL INFILE '/etc/hostname' INTO TABLE product;\n",
+        "plugin": "INSTALL SONAME 'ha_connect';\n",
+    }
+    args = argparse.Namespace(
+        customer="c1", guest="g1", host="localhost", ca_file="/dev/null",
+        scratch_dir=str(outside / "scratch"), scratch_factor=4, load_timeout=120.0,
+    )  # fmt: skip
+    sandbox = verifier.Sandbox(RUN_AS, "off")  # no network namespace: what a container allows
+    verifier.check_private(outside / "scratch", group=sandbox.gid)
+    work = tmp_path / "work"
+    work.mkdir(mode=0o700)
+    for name, payload in payloads.items():
+        dump = work / f"{name}.sql.gz"
+        dump.write_bytes(gzip.compress(with_payload(good, payload)))
+        failed = verifier.load_dump(
+            agent, args, sandbox, work, dump, f"db/{name}.sql.gz", "evil", screen=False
+        )
+        assert failed is not None and "does not load" in failed, (name, failed)
+        assert list(markers.iterdir()) == [], name
+    # The scratch server runs as the unprivileged account, with no new privileges.
+    with verifier.scratch_mariadb(outside / "scratch", sandbox, work) as db:
+        status = Path(f"/proc/{db.proc.pid}/status").read_text()
+        uid = next(line.split()[1:] for line in status.splitlines() if line.startswith("Uid:"))
+        assert set(uid) == {str(sandbox.uid)} and "NoNewPrivs:\t1" in status
+        assert db.datadir.stat().st_uid == sandbox.uid
+    # The same dump without a payload loads: what failed above is the payloads.
+    dump = work / "good.sql.gz"
+    dump.write_bytes(gzip.compress(good))
+    assert (
+        verifier.load_dump(agent, args, sandbox, work, dump, "db/good.sql.gz", "good", screen=False) is None
+    )
+    assert list((outside / "scratch").iterdir()) == []
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 1 << 20])
+def test_the_screen_passes_real_dumps_and_finds_every_client_command(
+    verifier: ModuleType, mariadb: MariaDB, chunk: int
+) -> None:
+    """A real dump (a trigger with DELIMITER ;;, a routine, an event, binary data, quotes and
+    backslashes in strings) passes in any chunking; each way to reach a client command does not."""
+    mariadb.sql(
+        "CREATE DATABASE IF NOT EXISTS screen; USE screen;"
+        "CREATE TABLE IF NOT EXISTS t (a TEXT, `delimiter` INT);"
+        "INSERT INTO t VALUES ('l\\'été \\\\! x\\nsystem y; \\\\. /etc/passwd', 1), ('a;b\\\\', 2);"
+    )
+    good = subprocess.run(
+        ["mariadb-dump", f"--defaults-extra-file={mariadb.root_defaults}", "--routines", "--events",
+         "--triggers", "--hex-blob", "--databases", "shop", "screen"],
+        capture_output=True, check=True,
+    ).stdout  # fmt: skip
+    good = b"\n".join(line for line in good.split(b"\n") if not line.upper().startswith(b"USE "))
+
+    def screened(data: bytes) -> str | None:
+        screen = verifier.DumpScreen()
+        for start in range(0, len(data), chunk):
+            screen.feed(data[start : start + chunk])
+        screen.finish()
+        problem: str | None = screen.problem
+        return problem
+
+    assert screened(good) is None
+    refused = {
+        "\\! ls\n": "`\\!`",
+        "SELECT 1;\n  SyStEm ls\n": "`system`",
+        "SELECT 1 /* c */; source /etc/passwd\n": "`source`",
+        "\\. /etc/passwd\n": "`\\.`",
+        "tee /tmp/x\n": "`tee`",
+        "\\T /tmp/x\n": "`\\T`",
+        "pager sh\n": "`pager`",
+        "\\P sh\n": "`\\P`",
+        "connect shop 192.0.2.1\n": "`connect`",
+        "quit\n": "`quit`",
+        "--\\! ls\n": "`\\!`",  # `--` without a blank after it is no comment
+        "/*!40101 \\! ls */;\n": "`\\!`",  # executable comments are read as SQL
+        "SELECT `a\\`;\n\\! ls\n`;\n": "`\\!`",  # no backslash escape in backquotes
+        "DELIMITER //\n": "DELIMITER",
+        "SELECT 1; DELIMITER ;;\n": "DELIMITER",
+        "SET sql_mode='NO_BACKSLASH_ESCAPES';\n": "NO_BACKSLASH_ESCAPES",
+        "SET sql_mode='ANSI';\n": "SQL mode",
+    }
+    for payload, found in refused.items():
+        problem = screened(with_payload(good, payload))
+        assert problem is not None and found in problem, (payload, problem)
+    inert = [
+        "-- \\! ls\n",
+        "# \\! ls\n",
+        "/* \\! ls */\n",
+        "SELECT 'a\\';\n\\! ls\n';\n",
+        "SELECT 'system';\n",
+    ]
+    for payload in inert:
+        assert screened(with_payload(good, payload)) is None, payload
+
+
+def test_scratch_folders_must_be_roots_and_the_sandbox_never_root(
+    tmp_path: Path, store: FtpStore, certs: Certs, outside: Path
+) -> None:
+    elsewhere = outside / "elsewhere"
+    elsewhere.mkdir()
+    (outside / "scratch").symlink_to(elsewhere)
+    code, result = verify(tmp_path, store, certs, outside)
+    assert code == 1 and "symbolic link" in " ".join(result["reasons"])
+    (outside / "scratch").unlink()
+    os.chown(elsewhere, 65534, 65534)
+    code, result = verify(tmp_path, store, certs, outside, "g1", "--scratch-dir", str(elsewhere))
+    assert code == 1 and "not a folder of root's" in " ".join(result["reasons"])
+    code, result = verify(tmp_path, store, certs, outside, "g1", "--run-as", "root")
+    assert code == 1 and "never runs as root" in " ".join(result["reasons"])

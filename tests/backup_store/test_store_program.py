@@ -17,38 +17,28 @@ from typing import Any
 
 import pytest
 
-from tests.backup_store.conftest import PROGRAM, make_set
-
-TODAY = dt.date(2026, 11, 23)
-
-
-def day(n: int) -> str:
-    return (TODAY - dt.timedelta(days=n)).isoformat()
-
-
-def folder(config: dict[str, Any], customer: str, guest: str) -> Path:
-    return Path(config["root"], customer, guest)
+from tests.backup_store.conftest import PROGRAM, TODAY, day, make_set, make_sets
+from tests.backup_store.conftest import home as folder
 
 
 def test_the_retention_rule_is_the_agents(
     store: ModuleType, agent: ModuleType, config: dict[str, Any]
 ) -> None:
     home = folder(config, "c1", "g1")
-    for n in range(6):
-        make_set(home / day(n))
+    make_sets(home, range(6))
     seen: list[tuple[Any, ...]] = []
     real = agent.select_expired
 
-    def spy(names: Any, today: dt.date, keep: int) -> list[str]:
-        seen.append((sorted(names), today, keep))
-        return real(names, today, keep)  # type: ignore[no-any-return]
+    def spy(names: Any, today: dt.date, keep: int, minimum: int) -> list[str]:
+        seen.append((sorted(names), today, keep, minimum))
+        return real(names, today, keep, minimum)  # type: ignore[no-any-return]
 
     agent.select_expired = spy  # type: ignore[attr-defined]
     try:
         report = store.retention(config, agent, TODAY)
     finally:
         agent.select_expired = real  # type: ignore[attr-defined]
-    assert seen and seen[0][1:] == (TODAY, 3)
+    assert seen and seen[0][1:] == (TODAY, 3, 3)  # retention_days, and the minimum of the policy
     assert sorted(p.name for p in home.iterdir()) == [day(2), day(1), day(0)]
     assert {r["set"] for r in report["removed"]} == {day(3), day(4), day(5)}
 
@@ -59,6 +49,7 @@ def test_retention_never_removes_the_newest_set(
     home = folder(config, "c1", "g2")
     for n in (30, 20, 10):
         make_set(home / day(n))
+    config["retention_minimum_sets"] = 1
     store.retention(config, agent, TODAY)
     assert [p.name for p in home.iterdir()] == [day(10)]
 
@@ -106,7 +97,7 @@ def test_erasure_on_the_termination_date(store: ModuleType, config: dict[str, An
     log = [json.loads(line) for line in Path(config["erasure_log"]).read_text().splitlines()]
     old = next(e for e in log if e["guest"] == "old")
     assert old["bytes"] == 1234 and old["by"] == "test" and old["account_removed"] is True
-    assert store.erase(config, TODAY) == {"changed": False, "erased": []}
+    assert store.erase(config, TODAY) == {"changed": False, "erased": [], "problems": []}
     assert len(Path(config["erasure_log"]).read_text().splitlines()) == 2  # appended, never rewritten
 
 

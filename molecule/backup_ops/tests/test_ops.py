@@ -2,13 +2,15 @@
 an operator would: backup-now publishes a set; restore brings files and databases back beside
 the originals and over them; the monthly allowance (2 here) refuses the third request and lets a
 forced one with a reason through, recorded on the store (M23); verify-backups passes on a good set
-and fails on a damaged one and on a cut-short dump (M21). The tests run in order: each builds on
-the state the previous one left."""
+and fails on a damaged one and on a cut-short dump (M21), and refuses a dump that carries client
+commands without running any, its scratch database run by the unprivileged account vpsfleet-verify
+(issue 10). The tests run in order: each builds on the state the previous one left."""
 
 from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -193,6 +195,11 @@ def test_verify_backups_passes_on_a_good_set(published: dict[str, Any]) -> None:
     metric = store().file("/var/lib/prometheus/node-exporter/vpsfleet_backup_verify.prom").content_string
     line = next(x for x in metric.splitlines() if x.startswith("vpsfleet_backup_verify_last_success"))
     assert f'{{guest="{GUEST}"}}' in line and float(line.rsplit(" ", 1)[1]) > 0
+    # The sandbox ran as its own unprivileged account.
+    summary = json.loads(
+        (Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "verify-summary.json").read_text()
+    )
+    assert summary["results"][0]["sandbox"]["user"] == "vpsfleet-verify"
     # The scratch server is gone; the system's MariaDB on the store stays stopped and disabled.
     box = store()
     assert not box.service("mariadb").is_running and not box.service("mariadb").is_enabled
@@ -235,3 +242,40 @@ def test_verify_backups_fails_on_a_cut_short_dump(published: dict[str, Any]) -> 
     assert run.returncode != 0
     assert f"{GUEST}: FAIL" in said(run) and "db/shop.sql.gz" in said(run)
     assert "Dump completed" in said(run)
+
+
+HOSTILE = """
+import gzip, hashlib, pathlib, sys
+folder = pathlib.Path(sys.argv[1])
+dump = gzip.decompress((folder / "db/shop.sql.gz").read_bytes())
+if dump.startswith(b"/*M!999999"):
+    dump = dump.split(b"\\n", 1)[1]  # the customer writes the whole file: no sandbox switch
+at = dump.rindex(b"-- Dump completed")
+payload = b"\\\\! touch /var/tmp/hostile-bang\\nsystem touch /var/tmp/hostile-system\\n"
+(folder / "db/shop.sql.gz").write_bytes(gzip.compress(dump[:at] + payload + dump[at:]))
+sums = (folder / "SHA256SUMS").read_text().splitlines()
+sums = [line for line in sums if not line.endswith(" db/shop.sql.gz")]
+sums.append(hashlib.sha256((folder / "db/shop.sql.gz").read_bytes()).hexdigest() + "  db/shop.sql.gz")
+(folder / "SHA256SUMS").write_text("\\n".join(sums) + "\\n")
+"""
+
+
+def test_verify_backups_refuses_a_hostile_dump_and_runs_nothing(published: dict[str, Any]) -> None:
+    """The customer of an unmanaged VPS is root on the guest and can upload any set: a dump with
+    `\\!` and `system` lines (checksums made to match) is refused, nothing runs on the store."""
+    box = store()
+    folder = f"{SET_FOLDER}/{published['set']}"
+    box.check_output(
+        f"cd {folder} && cp -p db/shop.sql.gz /root/shop.sql.gz.good && cp -p SHA256SUMS /root/SUMS.good"
+    )
+    try:
+        box.check_output(f"python3 -c {shlex.quote(HOSTILE)} {folder}")
+        run = playbook("verify-backups.yml", "-e", json.dumps({"guests": [GUEST]}))
+    finally:
+        box.check_output(
+            f"cd {folder} && cat /root/shop.sql.gz.good > db/shop.sql.gz && cat /root/SUMS.good > SHA256SUMS"
+        )
+    assert run.returncode != 0
+    assert f"{GUEST}: FAIL" in said(run) and "refused, nothing of it loaded" in said(run), said(run)[-3000:]
+    assert box.run("ls /var/tmp/hostile-bang /var/tmp/hostile-system").rc != 0
+    assert box.run("pgrep -x mariadbd").rc != 0

@@ -1,6 +1,7 @@
 """Role backup_store, verified on what the store does for its clients: lftp (the agent's client)
 inside the store container talks to ProFTPD on loopback with the store's certificate verified,
-with the accounts' derived passwords; the daily jobs run as their timers would."""
+with the accounts' derived passwords; the daily jobs run as their timers would, tenants' garbage,
+future-dated sets and trees no configuration names included; a reused name gets no account."""
 
 from __future__ import annotations
 
@@ -27,18 +28,30 @@ testinfra_hosts = ["bstore"]
 ROOT = "/srv/vpsfleet-backup"
 CERT = "/etc/proftpd/vpsfleet/store.crt"
 PROGRAM = "/usr/local/sbin/vpsfleet-backup-store"
+CONFIG = "/etc/vpsfleet-backup-store/config.json"
+PASSWD = "/etc/proftpd/vpsfleet/ftpd.passwd"
 MAILDIR = "/var/mail/sink/new"
 OPERATIONS = "ops@test.example.net"
 REPO = Path(os.environ.get("VPSFLEET_ROOT", Path(__file__).resolve().parents[6]))
+SCENARIO = Path(__file__).resolve().parents[1]
+# The identities of molecule.yml's host_vars: the passwords derive from them, not from the names.
+IDENTITY = {
+    "alpha-db": "alpha-db@2024-03-01",
+    "alpha-web": "alpha-web@2024-03-01",
+    "beta-idle": "beta-idle@2024-06-06",
+    "beta-web": "beta-web@2024-06-06",
+    "c-alpha": "c-alpha@2023-01-15",
+    "c-beta": "c-beta@2024-06-01",
+}
 
 
 def secret() -> str:
     return (Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "backup-secret").read_text().strip()
 
 
-def derive(purpose: str, name: str) -> str:
+def derive(purpose: str, identity: str) -> str:
     """The filter vpsfleet_derive (plugins/filter/vpsfleet_secrets.py), as the agent's side sees it."""
-    mac = hmac.new(secret().encode(), f"{purpose}:{name}".encode(), hashlib.sha256).digest()
+    mac = hmac.new(secret().encode(), f"{purpose}:{identity}".encode(), hashlib.sha256).digest()
     return base64.b32encode(mac).decode().rstrip("=").lower()[:32]
 
 
@@ -60,11 +73,11 @@ def lftp(host: Any, user: str, password: str, commands: str, tls: bool = True) -
 
 
 def guest(host: Any, name: str, commands: str) -> Any:
-    return lftp(host, name, derive("backup-write", name), commands)
+    return lftp(host, name, derive("backup-write", IDENTITY[name]), commands)
 
 
 def customer(host: Any, name: str, commands: str) -> Any:
-    return lftp(host, name, derive("backup-read", name), commands)
+    return lftp(host, name, derive("backup-read", IDENTITY[name]), commands)
 
 
 def today(host: Any) -> dt.date:
@@ -94,7 +107,7 @@ def sink_mails() -> list[EmailMessage]:
 
 
 def test_plain_ftp_login_is_refused(host: Any) -> None:
-    run = lftp(host, "alpha-web", derive("backup-write", "alpha-web"), "ls", tls=False)
+    run = lftp(host, "alpha-web", derive("backup-write", IDENTITY["alpha-web"]), "ls", tls=False)
     assert run.rc != 0
     log = host.file("/var/log/proftpd/proftpd.log").content_string
     assert "SSL/TLS required" in run.stderr or "TLS" in log
@@ -197,7 +210,7 @@ def test_retention_keeps_the_offers_days_and_never_the_newest(host: Any) -> None
     host.check_output(f"rm -rf {web}/* {db}/*")
     for days in range(6):
         make_set(host, f"{web}/{(now - dt.timedelta(days=days)).isoformat()}")
-    for days in (10, 9, 8):  # backups stopped: every set is older than the 3 days
+    for days in (12, 11, 10, 9, 8):  # backups stopped: every set is older than the 3 days
         make_set(host, f"{db}/{(now - dt.timedelta(days=days)).isoformat()}")
     make_set(host, f"{web}/{now.isoformat()}.partial")  # today's upload in progress
     make_set(host, f"{web}/stale.partial")
@@ -208,7 +221,9 @@ def test_retention_keeps_the_offers_days_and_never_the_newest(host: Any) -> None
     assert kept_web == sorted(
         [(now - dt.timedelta(days=d)).isoformat() for d in range(3)] + [f"{now.isoformat()}.partial"]
     )
-    assert host.file(db).listdir() == [(now - dt.timedelta(days=8)).isoformat()]
+    # Judged from the newest set's day (the guest stopped, or a clock jumped), and never below
+    # the minimum of 3 sets (policy.backup.retention_minimum_sets).
+    assert sorted(host.file(db).listdir()) == [(now - dt.timedelta(days=d)).isoformat() for d in (10, 9, 8)]
     removed = json.loads(run.stdout)["removed"]
     assert {r["set"] for r in removed} >= {"stale.partial", (now - dt.timedelta(days=5)).isoformat()}
 
@@ -265,6 +280,103 @@ def test_terminated_guests_are_erased_and_logged(host: Any) -> None:
     assert erased["gamma-gone"]["customer"] == "c-gamma"
     journal = host.check_output("journalctl --no-pager -o cat -t vpsfleet-backup-store")
     assert "erased alpha-old of c-alpha" in journal
+
+
+def test_identity_markers_are_roots_and_out_of_the_accounts_reach(host: Any) -> None:
+    marker = host.file(f"{ROOT}/c-alpha/.vpsfleet/guests/alpha-web")
+    assert marker.content_string == "alpha-web@2024-03-01\n"
+    assert (marker.user, marker.mode) == ("root", 0o644)
+    assert host.file(f"{ROOT}/c-alpha/.vpsfleet/identity").content_string == "c-alpha@2023-01-15\n"
+    # The customer reads its records, never changes them; a guest cannot reach them at all.
+    run = customer(host, "c-alpha", "cat /.vpsfleet/identity")
+    assert run.rc == 0 and "c-alpha@2023-01-15" in run.stdout
+    for command in ("rm /.vpsfleet/identity", "mv /.vpsfleet /x", "put /etc/hostname -o /.vpsfleet/identity"):
+        assert customer(host, "c-alpha", command).rc != 0, command
+    assert guest(host, "alpha-web", "cls -1 ../.vpsfleet").rc != 0
+    assert host.file(f"{ROOT}/c-alpha/.vpsfleet/identity").content_string == "c-alpha@2023-01-15\n"
+
+
+def test_daily_job_survives_one_tenants_garbage_and_quarantines_future_sets(host: Any) -> None:
+    """alpha-web's folder gets a link out of the store, a file and a name in fullwidth digits;
+    beta-web a set dated 2099; c-alpha a tree no configuration names. The daily job ends, alerts,
+    quarantines the future set, erases the unknown tree with a log line, follows no link."""
+    now = today(host).isoformat()
+    web = f"{ROOT}/c-alpha/alpha-web"
+    wide = "\uff12\uff10\uff12\uff16"  # 2026 in fullwidth digits
+    host.check_output(
+        f"ln -sfn /etc {web}/2020-02-02 && echo notes > {web}/notes.txt && mkdir -p '{web}/{wide}'"
+        f" && chown -h vpsfleet-store: {web}/2020-02-02 {web}/notes.txt"
+    )
+    make_set(host, f"{ROOT}/c-beta/beta-web/{now}")
+    make_set(host, f"{ROOT}/c-beta/beta-web/2099-01-01")
+    make_set(host, f"{ROOT}/c-alpha/stranger/2024-01-01", 4321)
+    run = host.run(f"{PROGRAM} daily")
+    assert run.rc == 1, run.stderr  # it alerted
+    report = json.loads(run.stdout)
+    kinds = {(p["kind"], p["guest"]) for p in report["problems"]}
+    assert ("garbage", "alpha-web") in kinds and ("future", "beta-web") in kinds
+    assert host.file(f"{ROOT}/c-beta/.vpsfleet/quarantine/beta-web/2099-01-01/www.tar.gz").exists
+    assert not host.file(f"{ROOT}/c-beta/beta-web/2099-01-01").exists
+    assert host.file(f"{ROOT}/c-alpha/alpha-web/2020-02-02").is_symlink  # left, not followed
+    assert host.file("/etc/hostname").exists
+    assert not host.file(f"{ROOT}/c-alpha/stranger").exists
+    log = host.file("/var/log/vpsfleet-backup-store/erasure.log").content_string.splitlines()
+    stranger = json.loads(log[-1])
+    assert stranger["guest"] == "stranger" and stranger["bytes"] == 4321
+    assert stranger["reason"] == "not in the store's configuration"
+    daily = host.file("/var/lib/prometheus/node-exporter/vpsfleet_backup_store_daily.prom").content_string
+    assert 'vpsfleet_backup_store_quarantined_sets{customer="c-beta",guest="beta-web"} 1' in daily
+    assert 'vpsfleet_backup_store_unexpected_entries{customer="c-alpha",guest="alpha-web"} 3' in daily
+    deadline = time.monotonic() + 90
+    alerts: list[EmailMessage] = []
+    while not alerts and time.monotonic() < deadline:
+        alerts = [m for m in sink_mails() if m["X-Vpsfleet-Alert"] == "backup-store-daily"]
+        time.sleep(2)
+    assert alerts and "2099-01-01" in str(alerts[-1].get_body())
+    # The dead-man check still sees every guest; the quarantined set is not beta-web's newest.
+    dead_man = json.loads(host.run(f"{PROGRAM} dead-man").stdout)
+    assert "beta-web" not in [m["guest"] for m in dead_man["missing"]]
+    host.check_output(f"rm -rf {web}/2020-02-02 {web}/notes.txt '{web}/{wide}'")
+
+
+def converge(*extra: str) -> subprocess.CompletedProcess[str]:
+    """The scenario's converge.yml, accounts only (tag backup_store_accounts), as an operator
+    would run the role."""
+    env = {
+        **os.environ,
+        "ANSIBLE_ROLES_PATH": str(REPO / "ansible/roles"),
+        "ANSIBLE_FILTER_PLUGINS": str(REPO / "ansible/plugins/filter"),
+        "ANSIBLE_FORCE_COLOR": "false",
+    }
+    inventory = str(Path(os.environ["MOLECULE_INVENTORY_FILE"]).parent)
+    return subprocess.run(
+        [str(REPO / ".venv/bin/ansible-playbook"), "-i", inventory, str(SCENARIO / "converge.yml"),
+         "--tags", "backup_store_accounts", *extra],
+        capture_output=True, text=True, env=env, check=False,
+    )  # fmt: skip
+
+
+def test_a_reused_name_gets_no_account_and_the_others_keep_theirs(host: Any) -> None:
+    """The fleet names a new alpha-web (another identity) while the former one's tree is still on
+    the store: the role leaves its account out and fails it, with what to do; every other
+    account stays. The former identity's marker and sets are kept."""
+    guests = json.loads(host.check_output(f"cat {CONFIG}"))["guests"]
+    for item in guests:
+        if item["guest"] == "alpha-web":
+            item["identity"] = "alpha-web@2026-11-20"
+    run = converge("-e", json.dumps({"vpsfleet_store_guests": guests}))
+    said = " ".join((run.stdout + run.stderr).split())
+    assert run.returncode != 0
+    assert "guest alpha-web (alpha-web@2026-11-20) gets no FTP write account" in said, said[-3000:]
+    assert "erase-stale --guest alpha-web" in said
+    users = [line.split(":")[0] for line in host.file(f"{PASSWD}").content_string.splitlines()]
+    assert "alpha-web" not in users and {"alpha-db", "beta-web", "c-alpha", "c-beta"} <= set(users)
+    assert host.file(f"{ROOT}/c-alpha/.vpsfleet/guests/alpha-web").content_string == "alpha-web@2024-03-01\n"
+    assert guest(host, "alpha-db", "cls -1 /").rc == 0
+    # The fleet as it was: the account is back, with its own password.
+    run = converge()
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert guest(host, "alpha-web", "cls -1 /").rc == 0
 
 
 def test_timers_run_after_the_window(host: Any) -> None:
