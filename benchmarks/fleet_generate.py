@@ -20,7 +20,7 @@ def fleet_text(guests: int) -> str:
         "  operations_email: ops@bench.example.net",
         "  relay: {host: relay.bench.example.net, port: 587}",
         "  operators: [{name: ops, ssh_keys: [ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBENCH ops]}]",
-        "  management_networks: [10.0.0.0/28]",
+        "  management_networks: [10.0.0.0/30]",  # gateway and resolver of dc0: no machine there
         "datacenters:",
     ]
     networks = list(ipaddress.IPv4Network("10.0.0.0/8").subnets(new_prefix=prefix))[:DATACENTERS]
@@ -51,7 +51,7 @@ def fleet_text(guests: int) -> str:
         "customers:",
     ]
     customers = max(1, guests // 5)
-    lines += [f"  - {{id: c{c}, name: Customer {c}, email: c{c}@example.com}}"
+    lines += [f"  - {{id: c{c}, created: 2026-01-05, name: Customer {c}, email: c{c}@example.com}}"
               for c in range(customers)]
     lines.append("guests:")
     next_address = [net.network_address + 10 for net in networks]
@@ -61,7 +61,7 @@ def fleet_text(guests: int) -> str:
         address = next_address[d]
         next_address[d] += 1
         lines.append(
-            f"  - {{name: g{g}, customer: c{g % customers}, offer: managed, plan: s, "
+            f"  - {{name: g{g}, created: 2026-02-01, customer: c{g % customers}, offer: managed, plan: s, "
             f"host: hv{h}, image: debian-12, ipv4: {address}}}"
         )
     lines += [

@@ -25,8 +25,10 @@ from dataclasses import dataclass, field
 
 from vpsfleet.fleet import Fleet
 from vpsfleet.schema import BackupStore, Guest, GuestState
+from vpsfleet.values import shown
 
 MB = 1_000_000
+MAX_BYTES = 10**18  # an exabyte: beyond, a metric is garbage (and its float would overflow)
 
 
 @dataclass(frozen=True)
@@ -208,8 +210,9 @@ def parse_metrics(data: object) -> dict[str, int]:
     for name, value in data.items():
         if isinstance(value, dict):
             value = value.get("bytes")
-        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-            raise ValueError(f"metrics: {name}: expected a byte count, got {value!r}")
+        if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_BYTES:
+            raise ValueError(f"metrics: {shown(name)}: expected a byte count (0 to {MAX_BYTES:.0e}), "
+                             f"got {shown(value)}")
         found[str(name)] = value
     return found
 

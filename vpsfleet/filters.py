@@ -24,7 +24,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from vpsfleet.fleet import Fleet
-from vpsfleet.schema import PORT_SPEC, FilterPolicy, Guest, GuestState, Mitigation, SmtpBlock
+from vpsfleet.schema import FilterPolicy, Guest, GuestState, Mitigation, SmtpBlock
+from vpsfleet.values import PORT_SPEC
 
 FILTER_PREFIX = "vpsfleet-"
 # A fixed namespace so that a filter's UUID follows from its name: libvirt refuses to redefine a
@@ -86,7 +87,7 @@ class PortRange:
 
 
 def parse_port(spec: str) -> PortRange:
-    match = PORT_SPEC.match(spec)
+    match = PORT_SPEC.fullmatch(spec)
     if not match:
         raise ValueError(f"malformed port {spec!r}")
     first = int(match.group(1))

@@ -134,6 +134,21 @@ class Fleet:
                 return store
         return None
 
+    @cached_property
+    def latest_releases(self) -> dict[ipaddress.IPv4Address, QuarantinedAddress]:
+        """Each quarantined address's latest release, whatever the order of the entries."""
+        latest: dict[ipaddress.IPv4Address, QuarantinedAddress] = {}
+        for entry in self.quarantine:
+            known = latest.get(entry.ipv4)
+            if known is None or entry.released_on > known.released_on:
+                latest[entry.ipv4] = entry
+        return latest
+
+    def quarantined(self, today: dt.date) -> set[ipaddress.IPv4Address]:
+        """Addresses still in quarantine on `today` (M3)."""
+        days = dt.timedelta(days=self.policy.ipv4_quarantine_days)
+        return {a for a, q in self.latest_releases.items() if q.released_on + days > today}
+
     def dedicated_due_on(self, server: DedicatedServer) -> dt.date:
         if server.due_on is not None:
             return server.due_on

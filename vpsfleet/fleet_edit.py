@@ -15,8 +15,10 @@ from typing import Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
+from ruamel.yaml.error import YAMLError
 
 from vpsfleet.loader import FleetInvalid, check_fleet
+from vpsfleet.problems import Problem
 
 
 def utc(moment: dt.datetime) -> dt.datetime:
@@ -37,11 +39,22 @@ def round_trip() -> YAML:
     yaml.width = 4096
     yaml.indent(mapping=2, sequence=4, offset=2)
     yaml.representer.add_representer(dt.datetime, _represent_datetime)
+    # A value used twice (a date) is written twice, never as an anchor and an alias: fleet
+    # files have none (see yamlread.py).
+    yaml.representer.ignore_aliases = lambda _data: True
     return yaml
 
 
 def load_document(path: Path) -> Any:
-    return round_trip().load(path.read_text())
+    """The file for a round-trip edit. Callers check it first (check_fleet refuses duplicate
+    keys, anchors and aliases); a file changed in between is still a problem, not a traceback."""
+    try:
+        return round_trip().load(path.read_text())
+    except YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(err, "problem", None) or str(err)
+        raise FleetInvalid(path, [Problem("", f"cannot edit{where}: {problem}")]) from None
 
 
 def find_item(doc: Any, sections: tuple[str, ...], name: str) -> CommentedMap | None:

@@ -2,12 +2,22 @@
 
 Only the previous file's raw data is read: an old file need not pass today's schema. What is
 compared is what a customer's contract fixes: the datacenter (M10), the disk never shrinks (M9),
-the address never changes (M3), and a guest is never dropped without being terminated (M11).
+the address never changes (M3), a guest never changes customer, and a guest is never dropped
+without being terminated (M11). A terminated guest's entry, and a quarantine entry, stay until
+the store has erased the guest's backups and the address has waited its quarantine (M11, M3).
+
+Identities (`created`, see schema.py): credentials are derived from `name@created`. A new
+`created` on a live guest or customer is a new identity, i.e. a rotation of its credentials,
+and is accepted. A new identity under the name of a terminated guest is a new guest taking an
+old name: accepted only once the old entry could be removed. A customer's new identity is
+refused while a terminated guest's backups are still kept in its store folder.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -47,26 +57,112 @@ def _named(items: Any, key: str = "name") -> dict[str, dict[str, Any]]:
     return {i[key]: i for i in items if isinstance(i, dict) and isinstance(i.get(key), str)}
 
 
-def compare(fleet: Fleet, old: Any, rev: str) -> list[Problem]:
+def _day(value: Any) -> dt.date | None:
+    """A date of the old file, as loosely as it may have been written then."""
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    if isinstance(value, str):
+        try:
+            return dt.date.fromisoformat(value)
+        except ValueError:
+            return None
+    return None
+
+
+@dataclass(frozen=True)
+class Departure:
+    """When a terminated guest's entry may leave the file, and what holds it until then."""
+
+    earliest: dt.date
+    reasons: tuple[str, ...]
+
+
+def departure(fleet: Fleet, before: dict[str, Any], today: dt.date) -> Departure | None:
+    """What still ties the old, terminated entry `before` to the file on `today`, or None if it
+    may go: its backups are erased on its termination date, so the store must still hear of it
+    that day (M11); and an address it still holds is freed with it, so it must have been
+    released into quarantine or have waited the quarantine since the termination (M3)."""
+    terminated = _day(before.get("terminated_on"))
+    if terminated is None:
+        return None
+    reasons = []
+    earliest = terminated + dt.timedelta(days=1)
+    if today < earliest:
+        reasons.append(f"the store erases its backups on {terminated} (M11)")
+    address = before.get("ipv4")
+    held = {str(a) for a in fleet.quarantined(today)}
+    if address is not None and str(address) not in held:
+        waited = terminated + dt.timedelta(days=fleet.policy.ipv4_quarantine_days)
+        earliest = max(earliest, waited)
+        if today < waited:
+            reasons.append(f"its address {address} would be free at once: release it into "
+                           f"quarantine first (vpsfleet ipam release), or wait until {waited} (M3)")
+    return Departure(earliest, tuple(reasons)) if reasons else None
+
+
+def compare(fleet: Fleet, old: Any, rev: str, today: dt.date) -> list[Problem]:
     if not isinstance(old, dict):
         return []
+    old_guests = _named(old.get("guests"))
+    problems = _guest_changes(fleet, old, old_guests, rev, today)
+    current = {g.name for g in fleet.guests}
+    for name, before in old_guests.items():
+        if name in current:
+            continue
+        if before.get("state") != GuestState.TERMINATED.value:
+            problems.append(
+                Problem("guests", f"{name} was removed while {before.get('state', 'active')}: "
+                        "terminate it first (state: terminated, terminated_on: DATE) (M11)")
+            )
+        elif (held := departure(fleet, before, today)) is not None:
+            problems.append(
+                Problem("guests", f"{name} was removed too early: {'; '.join(held.reasons)}. "
+                        f"Its entry may go from {held.earliest} on")
+            )
+    problems += _quarantine_removed(fleet, old, today)
+    problems += _customer_identities(fleet, old, rev, today)
+    return problems
+
+
+def _guest_changes(
+    fleet: Fleet, old: dict[str, Any], old_guests: dict[str, dict[str, Any]], rev: str,
+    today: dt.date,
+) -> list[Problem]:
     old_hosts = _named(old.get("hosts"))
     old_plans = _named(old.get("plans"))
-    old_guests = _named(old.get("guests"))
     problems: list[Problem] = []
-    current = {g.name for g in fleet.guests}
     for i, guest in enumerate(fleet.guests):
         before = old_guests.get(guest.name)
         if before is None:
             continue
         at = fleet.where("guests", i)
-        was_terminated = before.get("state") == GuestState.TERMINATED.value
-        if was_terminated and guest.state is not GuestState.TERMINATED:
-            problems.append(
-                Problem(item_path("guests", at, "state"), f"{guest.name} was terminated at {rev}: "
-                        "its data is gone (M11); declare a new guest instead")
-            )
+        old_created = _day(before.get("created"))
+        new_identity = old_created is not None and old_created != guest.created
+        if before.get("state") == GuestState.TERMINATED.value:
+            # A new identity under a terminated name replaces the old entry: allowed when
+            # removing that entry would be (its store tree erased, its address quarantined).
+            held = departure(fleet, before, today) if new_identity else None
+            if held is not None:
+                problems.append(
+                    Problem(item_path("guests", at, "created"), f"{guest.name} (created "
+                            f"{old_created}) was terminated at {rev}: a new guest may take its "
+                            f"name from {held.earliest} on, not before ({'; '.join(held.reasons)})")
+                )
+            elif not new_identity and guest.state is not GuestState.TERMINATED:
+                problems.append(
+                    Problem(item_path("guests", at, "state"), f"{guest.name} was terminated at "
+                            f"{rev}: its data is gone (M11); declare a new guest instead")
+                )
             continue
+        old_customer = before.get("customer")
+        if isinstance(old_customer, str) and old_customer != guest.customer:
+            problems.append(
+                Problem(item_path("guests", at, "customer"), f"gives {guest.name} of "
+                        f"{old_customer} to {guest.customer}: a guest's data and backups belong "
+                        "to its customer; terminate it and declare a new guest (M11)")
+            )
         if guest.state is GuestState.TERMINATED:
             continue
         old_host = old_hosts.get(str(before.get("host")), {})
@@ -92,20 +188,65 @@ def compare(fleet: Fleet, old: Any, rev: str) -> list[Problem]:
                         f"{old_ip} to {guest.ipv4}: a fixed IPv4 never changes while the "
                         "contract runs (M3)")
             )
-    for name, before in old_guests.items():
-        if name not in current and before.get("state") != GuestState.TERMINATED.value:
+    return problems
+
+
+def _quarantine_removed(fleet: Fleet, old: dict[str, Any], today: dt.date) -> list[Problem]:
+    """A quarantine entry stays until its quarantine is over (M3), whatever the order."""
+    problems: list[Problem] = []
+    entries = old.get("quarantine")
+    days = dt.timedelta(days=fleet.policy.ipv4_quarantine_days)
+    kept = fleet.latest_releases
+    for entry in entries if isinstance(entries, list) else []:
+        released = _day(entry.get("released_on")) if isinstance(entry, dict) else None
+        if released is None or released + days <= today:
+            continue
+        address = str(entry.get("ipv4"))
+        now = next((q for a, q in kept.items() if str(a) == address), None)
+        if now is None or now.released_on < released:
             problems.append(
-                Problem("guests", f"{name} was removed while {before.get('state', 'active')}: "
-                        "terminate it first (state: terminated, terminated_on: DATE) (M11)")
+                Problem("quarantine", f"the quarantine of {address} (released from "
+                        f"{entry.get('guest')} on {released}) was removed before it ends on "
+                        f"{released + days} (M3)")
             )
     return problems
 
 
-def check_against(fleet: Fleet, path: Path, rev: str) -> list[Problem]:
+def _customer_identities(fleet: Fleet, old: dict[str, Any], rev: str,
+                         today: dt.date) -> list[Problem]:
+    """A customer's new identity (another `created`) rotates its read account's password; the
+    account opens /<customer>/ on the store, so it may not while a terminated guest's backups
+    are still kept there (until their erasure on the termination date, M11)."""
+    problems: list[Problem] = []
+    old_customers = _named(old.get("customers"), "id")
+    for i, customer in enumerate(fleet.customers):
+        old_created = _day(old_customers.get(customer.id, {}).get("created"))
+        if old_created is None or old_created == customer.created:
+            continue
+        pending = sorted(
+            (g.terminated_on, g.name) for g in fleet.guests
+            if g.customer == customer.id and g.terminated_on is not None and g.terminated_on >= today
+        )
+        if pending:
+            names = ", ".join(name for _day_, name in pending)
+            last = pending[-1][0]
+            problems.append(
+                Problem(item_path("customers", fleet.where("customers", i), "created"),
+                        f"{customer.id} gets a new identity (created {old_created} at {rev}, now "
+                        f"{customer.created}) while the backups of its terminated guests "
+                        f"({names}) are kept on the store until {last} (M11): the new identity "
+                        f"would read them; change it after {last}")
+            )
+    return problems
+
+
+def check_against(
+    fleet: Fleet, path: Path, rev: str, *, today: dt.date | None = None
+) -> list[Problem]:
     text = previous_text(path, rev)
     if text is None:
         return []
     old, problems = read_yaml(text)
     if problems:
         return []  # a broken old file fixes nothing about the new one
-    return compare(fleet, old, rev)
+    return compare(fleet, old, rev, today or dt.date.today())

@@ -1,9 +1,10 @@
 """IPv4 allocation: the fleet file is the allocation table and git history its log (M3).
 
 An address is free when it is a usable host address of a pool, not the pool's gateway or a
-reserved address, not held by any machine in the file (terminated guests keep theirs until it
-is released), and not in quarantine. Allocation takes the lowest free address of the guest's
-datacenter, so adding or removing a guest never renumbers another.
+reserved address, not inside a management network (M7), not held by any machine in the file
+(terminated guests keep theirs until it is released), and not in quarantine. Allocation takes
+the lowest free address of the guest's datacenter, so adding or removing a guest never
+renumbers another.
 """
 
 from __future__ import annotations
@@ -41,16 +42,13 @@ def held_addresses(fleet: Fleet) -> set[ipaddress.IPv4Address]:
     return held
 
 
-def quarantined_addresses(fleet: Fleet, today: dt.date) -> set[ipaddress.IPv4Address]:
-    days = dt.timedelta(days=fleet.policy.ipv4_quarantine_days)
-    return {q.ipv4 for q in fleet.quarantine if q.released_on + days > today}
-
-
-def usable(pool: Pool) -> Iterator[ipaddress.IPv4Address]:
-    """Host addresses of the pool, lowest first, minus its gateway and reserved addresses."""
+def usable(fleet: Fleet, pool: Pool) -> Iterator[ipaddress.IPv4Address]:
+    """Host addresses of the pool, lowest first, minus its gateway, its reserved addresses and
+    the provider's management networks (no machine may sit there, M7)."""
     excluded = {pool.gateway, *pool.reserved}
+    management = [n for n in fleet.provider.management_networks if n.overlaps(pool.network)]
     for address in pool.network.hosts():
-        if address not in excluded:
+        if address not in excluded and not any(address in n for n in management):
             yield address
 
 
@@ -61,9 +59,9 @@ def free_addresses(
     if dc is None:
         known = ", ".join(d.code for d in fleet.datacenters)
         raise AllocationError(f"unknown datacenter {datacenter!r} (known: {known})")
-    taken = held_addresses(fleet) | quarantined_addresses(fleet, today)
+    taken = held_addresses(fleet) | fleet.quarantined(today)
     for pool in dc.pools:
-        for address in usable(pool):
+        for address in usable(fleet, pool):
             if address not in taken:
                 yield pool, address
 

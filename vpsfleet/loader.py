@@ -20,15 +20,15 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from vpsfleet import yamlread
 from vpsfleet.fleet import Fleet
-from vpsfleet.problems import Problem
+from vpsfleet.problems import Problem, render_path
 from vpsfleet.schema import (
-    HOSTNAME_LABEL,
     LIST_SECTIONS,
     MAPPING_SECTIONS,
     REQUIRED_SECTIONS,
     Policy,
     Provider,
 )
+from vpsfleet.values import HOSTNAME_LABEL, shown
 
 KNOWN_SECTIONS = ("environment", *MAPPING_SECTIONS, *LIST_SECTIONS)
 
@@ -46,9 +46,10 @@ class FleetInvalid(Exception):
 
 
 def read_yaml(text: str) -> tuple[Any, list[Problem]]:
-    """Parses YAML with the fast safe loader (validation reads, it never writes)."""
+    """Parses YAML with the fast safe loader (validation reads, it never writes): syntax errors,
+    anchors, aliases and duplicate keys are problems, each with its place."""
     try:
-        return yamlread.load(text), []
+        return yamlread.read(text)
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown position"
@@ -73,16 +74,6 @@ def merge(base: Any, override: Any) -> Any:
     return override
 
 
-def _loc_to_path(prefix: str, loc: tuple[int | str, ...]) -> str:
-    path = prefix
-    for part in loc:
-        if isinstance(part, int):
-            path += f"[{part}]"
-        else:
-            path += f".{part}" if path else part
-    return path
-
-
 def _message(error: Any) -> str:
     kind = error["type"]
     if kind == "extra_forbidden":
@@ -94,14 +85,18 @@ def _message(error: Any) -> str:
         msg = msg[len("Value error, ") :]
     if kind == "value_error":
         return msg
-    return f"{msg} (got {error['input']!r})"
+    given = error["input"]
+    digits = given.lstrip("+-") if isinstance(given, str) else ""
+    if kind == "int_type" and len(digits) > yamlread.MAX_INT_DIGITS and digits.isdigit():
+        return f"an integer of {len(digits)} digits is out of range"
+    return f"{msg} (got {shown(given)})"
 
 
 def _schema_problems(prefix: str, err: ValidationError) -> list[Problem]:
     problems = []
     for error in err.errors():
         loc = tuple(error["loc"])
-        problems.append(Problem(_loc_to_path(prefix, loc), _message(error)))
+        problems.append(Problem(render_path(loc, prefix), _message(error)))
     return problems
 
 
@@ -150,9 +145,9 @@ def parse(data: Any, source: Path) -> tuple[Fleet | None, list[Problem]]:
 
     environment = data.get("environment")
     if "environment" in data and (
-        not isinstance(environment, str) or not HOSTNAME_LABEL.match(environment)
+        not isinstance(environment, str) or not HOSTNAME_LABEL.fullmatch(environment)
     ):
-        problems.append(Problem("environment", f"{environment!r} is not a valid name"))
+        problems.append(Problem("environment", f"{shown(environment)} is not a valid name"))
 
     policy: Policy | None = None
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 
@@ -16,9 +17,17 @@ class Problem:
         return f"{source}: {self.message}"
 
 
+def render_path(parts: Iterable[str | int], prefix: str = "") -> str:
+    """`render_path(["guests", 2, "ipv4"])` -> "guests[2].ipv4"."""
+    path = prefix
+    for part in parts:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        else:
+            path += f".{part}" if path else str(part)
+    return path
+
+
 def item_path(section: str, index: int, *rest: str | int) -> str:
     """`item_path("guests", 2, "ipv4")` -> "guests[2].ipv4"."""
-    path = f"{section}[{index}]"
-    for part in rest:
-        path += f"[{part}]" if isinstance(part, int) else f".{part}"
-    return path
+    return render_path((section, index, *rest))

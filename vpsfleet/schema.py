@@ -7,69 +7,44 @@ is an error, never a silently ignored setting.
 
 from __future__ import annotations
 
-import datetime as dt
-import ipaddress
-import re
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-HOSTNAME_LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
-PORT_SPEC = re.compile(r"^(\d{1,5})(?:-(\d{1,5}))?/(tcp|udp)$")
-TIME_OF_DAY = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
-
-
-def _hostname(value: str) -> str:
-    if not HOSTNAME_LABEL.match(value):
-        raise ValueError(
-            f"{value!r} is not a valid hostname label "
-            "(lowercase letters, digits and '-', 1-63 characters, no leading or trailing '-')"
-        )
-    return value
-
-
-def _port_spec(value: str) -> str:
-    match = PORT_SPEC.match(value)
-    if not match:
-        raise ValueError(f"malformed port {value!r}: expected PORT/PROTO or FIRST-LAST/PROTO")
-    first = int(match.group(1))
-    last = int(match.group(2) or first)
-    if not 1 <= first <= 65535 or not 1 <= last <= 65535:
-        raise ValueError(f"malformed port {value!r}: ports are 1-65535")
-    if last < first:
-        raise ValueError(f"malformed port range {value!r}: {last} is below {first}")
-    return value
-
-
-def _time_of_day(value: str) -> str:
-    if not TIME_OF_DAY.match(value):
-        raise ValueError(f"malformed time {value!r}: expected HH:MM (00:00-23:59)")
-    return value
-
-
-SSH_PUBLIC_KEY = re.compile(
-    r"^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|sk-ssh-ed25519@openssh\.com"
-    r"|sk-ecdsa-sha2-nistp256@openssh\.com) [A-Za-z0-9+/]+={0,3}( \S.*)?$"
+from vpsfleet.values import (
+    AccountName,
+    Address,
+    BackupPath,
+    CountryCode,
+    DatabaseScope,
+    Date,
+    Days,
+    DaysOrZero,
+    Email,
+    Flag,
+    Fqdn,
+    Hostname,
+    Hours,
+    Instant,
+    LibvirtUri,
+    Line,
+    MachineAddress,
+    Minutes,
+    Network,
+    Percent,
+    Port,
+    PortSpec,
+    Positive,
+    Quantity,
+    Ratio,
+    Small,
+    SmallOrZero,
+    SshKey,
+    Text,
+    TimeOfDay,
+    Token,
 )
-
-
-def _ssh_key(value: str) -> str:
-    if not SSH_PUBLIC_KEY.match(value):
-        start = value[:24] + ("..." if len(value) > 24 else "")
-        raise ValueError(
-            f"{start!r} is not an OpenSSH public key line (TYPE BASE64 [COMMENT], e.g. ssh-ed25519)"
-        )
-    return value
-
-
-Hostname = Annotated[str, AfterValidator(_hostname)]
-SshKey = Annotated[str, AfterValidator(_ssh_key)]
-PortSpec = Annotated[str, AfterValidator(_port_spec)]
-TimeOfDay = Annotated[str, AfterValidator(_time_of_day)]
-Email = Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
-Positive = Annotated[int, Field(gt=0)]
-Percent = Annotated[float, Field(ge=0, le=100)]
 
 
 class Strict(BaseModel):
@@ -86,13 +61,13 @@ class BackupWindow(Strict):
 
 class SmtpBlockPolicy(Strict):
     # M6: each new block lasts longer; the last duration repeats.
-    durations_hours: list[Positive] = Field(min_length=1)
+    durations_hours: list[Hours] = Field(min_length=1, max_length=100)
     # From this block on, the provider may refuse to unblock.
-    refuse_unblock_from: Positive
+    refuse_unblock_from: Small
 
 
 class SlaPolicy(Strict):
-    threshold_minutes: Positive  # M26: only outages longer than this count
+    threshold_minutes: Minutes  # M26: only outages longer than this count
     credit_percent_per_minute: Percent  # M27
     credit_cap_percent: Percent  # M27
     probe: Literal["icmp"]
@@ -105,16 +80,19 @@ class FilterPolicy(Strict):
 
 
 class MitigationPolicy(Strict):
-    minimum_hours: Positive  # M28
-    profiles: dict[str, list[PortSpec]]  # profile name -> inbound ports still open
+    minimum_hours: Hours  # M28
+    profiles: dict[Token, list[PortSpec]]  # profile name -> inbound ports still open
 
 
 class BackupPolicy(Strict):
     window: BackupWindow  # M18
-    default_paths: list[str]  # M19
+    default_paths: list[BackupPath] = Field(min_length=1)  # M19
     compression: Literal["gzip", "zstd"]
-    quota_disk_multiple: Positive  # a customer's store quota, in plan disks
+    quota_disk_multiple: Small  # a customer's store quota, in plan disks
     dead_man_check: TimeOfDay  # when the store checks that every set of the night is there
+    # A retention rule never deletes below this many good sets of a guest (a clock that jumps
+    # forward must not empty a folder).
+    retention_minimum_sets: Small
 
 
 class Policy(Strict):
@@ -123,31 +101,32 @@ class Policy(Strict):
     smtp_block: SmtpBlockPolicy
     mitigation: MitigationPolicy
     sla: SlaPolicy
-    ipv4_quarantine_days: Annotated[int, Field(ge=0)]
-    dedicated_delivery_days: Positive  # M12
-    plan_change_max_hours: Positive  # M9
+    ipv4_quarantine_days: DaysOrZero
+    dedicated_delivery_days: Days  # M12
+    plan_change_max_hours: Hours  # M9
 
 
 # --- provider --------------------------------------------------------------------------------
 
 
 class Operator(Strict):
-    name: Hostname
+    name: AccountName  # an account on every managed VPS (M13)
     ssh_keys: list[SshKey] = Field(min_length=1)
 
 
 class MailRelay(Strict):
-    host: str
-    port: Positive
+    host: Fqdn  # written into every machine's postfix main.cf
+    port: Port
 
 
 class Provider(Strict):
-    name: str
+    name: Line
     operations_email: Email
     relay: MailRelay
     operators: list[Operator] = Field(min_length=1)
-    # The provider's management path: what a suspended guest may still talk to (M7).
-    management_networks: list[ipaddress.IPv4Network]
+    # The provider's management path: what a suspended guest may still talk to (M7). No
+    # machine address may lie inside (see validate.py).
+    management_networks: list[Network]
 
 
 # --- network and machines --------------------------------------------------------------------
@@ -155,16 +134,16 @@ class Provider(Strict):
 
 class Pool(Strict):
     name: Hostname
-    network: ipaddress.IPv4Network
-    gateway: ipaddress.IPv4Address
-    reserved: list[ipaddress.IPv4Address] = []
+    network: Network
+    gateway: Address
+    reserved: list[Address] = []
 
 
 class Datacenter(Strict):
     code: Hostname
-    city: str
-    country: Annotated[str, Field(pattern=r"^[A-Z]{2}$")]
-    dns_resolvers: list[ipaddress.IPv4Address] = Field(min_length=1)
+    city: Line
+    country: CountryCode
+    dns_resolvers: list[MachineAddress] = Field(min_length=1)
     pools: list[Pool] = []
 
 
@@ -176,21 +155,21 @@ class Capacity(Strict):
 
 class Overcommit(Strict):
     # M2: CPU and RAM are shared within this ratio; disk is never overcommitted.
-    cpu: Annotated[float, Field(ge=1)]
-    ram: Annotated[float, Field(ge=1)]
+    cpu: Ratio
+    ram: Ratio
 
 
 class HypervisorHost(Strict):
     name: Hostname
     datacenter: str
-    uri: Annotated[str, Field(pattern=r"^qemu(\+ssh)?://")]
+    uri: LibvirtUri
     domain_type: Literal["kvm", "qemu"]
-    ipv4: ipaddress.IPv4Address | None = None
+    ipv4: MachineAddress | None = None
     capacity: Capacity
     overcommit: Overcommit
-    bridge: str
-    storage_pool: str = "default"
-    images: dict[str, str] = Field(min_length=1)  # image name -> base volume on the host
+    bridge: Token
+    storage_pool: Token = "default"
+    images: dict[Token, Token] = Field(min_length=1)  # image name -> base volume on the host
 
     @model_validator(mode="after")
     def _ssh_uri_is_pinned(self) -> HypervisorHost:
@@ -210,7 +189,7 @@ class Plan(Strict):
     ram_mb: Positive
     disk_gb: Positive
     bandwidth_mbps: Positive  # M8: guaranteed rate
-    monthly_quota_tb: Annotated[float, Field(gt=0)]  # M8
+    monthly_quota_tb: Quantity  # M8
     throttle_mbps: Positive  # M8: rate once the quota is spent
 
 
@@ -225,10 +204,10 @@ class Offer(Strict):
     kind: OfferKind
     root: Literal["customer", "provider"]  # M13
     sla_percent: Percent | None  # M25; None with no_sla
-    no_sla: bool = False  # the OpenVZ-like range
-    backup: bool  # whether the backup service is part of the offer
-    backup_retention_days: Positive | None = None  # M22
-    restores_per_month: Annotated[int, Field(ge=0)] | None = None  # M23; None = no limit
+    no_sla: Flag = False  # the OpenVZ-like range
+    backup: Flag  # whether the backup service is part of the offer
+    backup_retention_days: Days | None = None  # M22
+    restores_per_month: SmallOrZero | None = None  # M23; None = no limit
 
     @model_validator(mode="after")
     def _consistent(self) -> Offer:
@@ -246,11 +225,18 @@ class Offer(Strict):
 
 
 class Customer(Strict):
-    id: Hostname
-    name: str
+    id: AccountName  # its account on its managed VPS and its read account on the store
+    # The day the customer was created: with the id, its identity. Credentials derived for it
+    # follow the identity, so a new customer that reuses an old id never gets the old one's.
+    created: Date
+    name: Line
     email: Email
     language: Literal["fr", "en"] = "fr"
     ssh_keys: list[SshKey] = []
+
+    @property
+    def identity(self) -> str:
+        return f"{self.id}@{self.created.isoformat()}"
 
 
 class GuestState(StrEnum):
@@ -260,25 +246,25 @@ class GuestState(StrEnum):
 
 
 class BackupScope(Strict):
-    enabled: bool | None = None  # None: as the offer says
-    paths: list[str] | None = None  # None: the policy's default paths
-    databases: Literal["all", "none"] | list[str] = "all"
+    enabled: Flag | None = None  # None: as the offer says
+    paths: list[BackupPath] | None = Field(default=None, min_length=1)  # None: policy's default
+    databases: DatabaseScope = "all"
     store: str | None = None  # None: a store that serves the guest's datacenter
 
 
 class SmtpBlock(Strict):
-    blocked_at: dt.datetime
-    until: dt.datetime | None  # None: indefinite (third block and beyond)
-    reason: str
-    lifted_at: dt.datetime | None = None
-    lift_reason: str | None = None
-    forced: bool = False
+    blocked_at: Instant
+    until: Instant | None  # None: indefinite (third block and beyond)
+    reason: Text
+    lifted_at: Instant | None = None
+    lift_reason: Text | None = None
+    forced: Flag = False
 
 
 class Mitigation(Strict):
-    since: dt.datetime
+    since: Instant
     profile: str
-    ends_at: dt.datetime | None = None
+    ends_at: Instant | None = None
 
 
 class FilterOverrides(Strict):
@@ -288,21 +274,27 @@ class FilterOverrides(Strict):
 
 class Guest(Strict):
     name: Hostname
+    # The day the guest was ordered: with the name, its identity (see Customer.created).
+    created: Date
     customer: str
     offer: str
     plan: str
     host: str
     image: str
-    ipv4: ipaddress.IPv4Address | None = None
+    ipv4: MachineAddress | None = None
     state: GuestState = GuestState.ACTIVE
-    suspended_on: dt.date | None = None
-    terminated_on: dt.date | None = None
+    suspended_on: Date | None = None
+    terminated_on: Date | None = None
     maintenance_window: TimeOfDay | None = None
-    services: list[str] = []
+    services: list[Token] = []
     backup: BackupScope = BackupScope()
     smtp_blocks: list[SmtpBlock] = []
     mitigation: Mitigation | None = None
     filter: FilterOverrides = FilterOverrides()
+
+    @property
+    def identity(self) -> str:
+        return f"{self.name}@{self.created.isoformat()}"
 
     @model_validator(mode="after")
     def _dates_match_state(self) -> Guest:
@@ -310,6 +302,10 @@ class Guest(Strict):
             raise ValueError("a terminated guest needs its terminated_on date (M11)")
         if self.state is not GuestState.TERMINATED and self.terminated_on is not None:
             raise ValueError("terminated_on is set but the state is not terminated")
+        for field, day in (("suspended_on", self.suspended_on),
+                           ("terminated_on", self.terminated_on)):
+            if day is not None and day < self.created:
+                raise ValueError(f"{field} {day} is before the guest was created ({self.created})")
         return self
 
 
@@ -318,32 +314,32 @@ class DedicatedServer(Strict):
     datacenter: str
     customer: str
     offer: str
-    ipv4: ipaddress.IPv4Address | None = None
-    paid_on: dt.date
-    due_on: dt.date | None = None  # None: paid_on + policy.dedicated_delivery_days
-    delivered_on: dt.date | None = None
+    ipv4: MachineAddress | None = None
+    paid_on: Date
+    due_on: Date | None = None  # None: paid_on + policy.dedicated_delivery_days
+    delivered_on: Date | None = None
 
 
 class BackupStore(Strict):
     name: Hostname
     datacenter: str
-    address: ipaddress.IPv4Address
-    port: Annotated[int, Field(ge=1, le=65535)] = 21
+    address: MachineAddress
+    port: Port = 21
     serves: list[str] = Field(min_length=1)  # datacenters whose guests it stores (M20)
     bandwidth_mbps: Positive = 1000
-    max_connections: Positive = 8
+    max_connections: Small = 8
 
 
 class QuarantinedAddress(Strict):
-    ipv4: ipaddress.IPv4Address
-    released_on: dt.date
-    guest: str
+    ipv4: Address
+    released_on: Date
+    guest: Hostname
 
 
 class Monitor(Strict):
     name: Hostname
     datacenter: str
-    address: ipaddress.IPv4Address
+    address: MachineAddress
 
 
 # The top-level sections: list sections are validated item by item so that one bad guest does

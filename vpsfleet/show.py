@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from vpsfleet.capacity import usage_by_host
 from vpsfleet.fleet import Fleet
-from vpsfleet.ipam import held_addresses, quarantined_addresses, usable
+from vpsfleet.ipam import held_addresses, usable
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
@@ -70,13 +70,13 @@ def render(fleet: Fleet, today: dt.date) -> str:
                 table(("server", "ipv4", "dc", "customer", "delivery"), server_rows)]
 
     taken = held_addresses(fleet)
-    waiting = quarantined_addresses(fleet, today)
+    waiting = fleet.quarantined(today)
     in_pool: Counter[str] = Counter()
     quarantined: Counter[str] = Counter()
     pool_rows = []
     for dc in fleet.datacenters:
         for pool in dc.pools:
-            size = sum(1 for _ in usable(pool))
+            size = sum(1 for _ in usable(fleet, pool))
             for address in taken:
                 if address in pool.network:
                     in_pool[pool.name] += 1

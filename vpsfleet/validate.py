@@ -36,6 +36,7 @@ def cross_check(
     problems += _addresses(fleet, claims, today)
     problems += _capacity(fleet)
     problems += _backup_stores(fleet)
+    problems += _accounts(fleet)
     return problems
 
 
@@ -153,6 +154,16 @@ def _references(fleet: Fleet) -> list[Problem]:
                         f"image {guest.image!r} is not on host {host.name} "
                         f"(it has {', '.join(sorted(host.images))})")
             )
+        if (
+            offer is not None
+            and guest.backup.enabled
+            and offer.backup_retention_days is None
+        ):
+            problems.append(
+                Problem(item_path("guests", at, "backup", "enabled"),
+                        f"offer {offer.name} has no backup_retention_days: a guest cannot have "
+                        "backups that nothing ever expires (M22)")
+            )
         if guest.mitigation and guest.mitigation.profile not in profiles:
             where = item_path("guests", at, "mitigation", "profile")
             problems += _unknown(fleet, where, "mitigation profile", guest.mitigation.profile)
@@ -242,9 +253,17 @@ def _addresses(fleet: Fleet, claims: list[AddressClaim], today: dt.date) -> list
     problems = []
     first_claim: dict[ipaddress.IPv4Address, AddressClaim] = {}
     quarantine_days = dt.timedelta(days=fleet.policy.ipv4_quarantine_days)
-    quarantined = {q.ipv4: q for q in fleet.quarantine}
+    quarantined = fleet.latest_releases
+    management = list(enumerate(fleet.provider.management_networks))
     for claim in claims:
         address = claim.address
+        for k, network in management:
+            if address in network:
+                problems.append(
+                    Problem(claim.location, f"{address} is inside management network {network} "
+                            f"(provider.management_networks[{k}]): a suspended guest still "
+                            "reaches it (M7); no machine may have an address there")
+                )
         if address in first_claim:
             other = first_claim[address]
             problems.append(
@@ -336,4 +355,25 @@ def _backup_stores(fleet: Fleet) -> list[Problem]:
                     Problem(where, f"store {store.name} is in {code} and cannot keep the backups "
                             f"of {code}'s guests: backups must be offsite (M20)")
                 )
+    return problems
+
+
+def _accounts(fleet: Fleet) -> list[Problem]:
+    """A customer id is an account on its managed VPS (beside the operators', M13) and a read
+    account on the store (beside the guests' write accounts): it may be neither."""
+    problems = []
+    operators = {operator.name for operator in fleet.provider.operators}
+    guests = {guest.name for guest in fleet.guests}
+    for i, customer in enumerate(fleet.customers):
+        where = item_path("customers", fleet.where("customers", i), "id")
+        if customer.id in operators:
+            problems.append(
+                Problem(where, f"{customer.id!r} is an operator's name: the customer would get "
+                        "that operator's account, and root, on its managed VPS (M13)")
+            )
+        if customer.id in guests:
+            problems.append(
+                Problem(where, f"{customer.id!r} is also a guest's name: the store's read and "
+                        "write accounts share one namespace")
+            )
     return problems

@@ -187,3 +187,33 @@ def test_store_lists_its_accounts_quota_and_terminated_guests(inventory_of: Inve
             assert sorted(customer["guests"]) == sorted(g.name for g in live)
             disks = sum(plan.disk_gb for g in live if (plan := fleet.plan(g.plan)) is not None)
             assert customer["quota_bytes"] == disks * fleet.policy.backup.quota_disk_multiple * 10**9
+
+
+def test_identities_follow_name_and_creation_date(inventory_of: Inventory) -> None:
+    """#5: derived credentials follow an identity that a reused name does not bring back."""
+    fleet = load_fleet(REPO / "inventories" / "example-production" / "fleet.yml")
+    inv = inventory_of("example-production")
+    for guest in fleet.live_guests():
+        variables = hostvars(inv, guest.name)
+        customer = fleet.customer(guest.customer)
+        assert customer is not None
+        assert variables["vpsfleet_identity"] == f"{guest.name}@{guest.created.isoformat()}"
+        assert variables["vpsfleet_customer"]["identity"] == (
+            f"{customer.id}@{customer.created.isoformat()}")
+    for store in fleet.backup_stores:
+        variables = hostvars(inv, store.name)
+        for item in variables["vpsfleet_store_guests"]:
+            kept = fleet.guest(item["guest"])
+            assert kept is not None and item["identity"] == kept.identity
+        for item in variables["vpsfleet_store_customers"]:
+            customer = fleet.customer(item["id"])
+            assert customer is not None and item["identity"] == customer.identity
+    alpha = hostvars(inventory_of("lab"), "alpha-web")
+    assert alpha["vpsfleet_identity"] == "alpha-web@2026-01-10"
+    assert alpha["vpsfleet_customer"]["identity"] == "c-alpha@2026-01-05"
+
+
+def test_retention_never_goes_below_the_policys_minimum_count(inventory_of: Inventory) -> None:
+    web = hostvars(inventory_of("lab"), "alpha-web")
+    assert web["vpsfleet_backup"]["retention_minimum_sets"] == 3
+    assert web["vpsfleet_policy_backup"]["retention_minimum_sets"] == 3

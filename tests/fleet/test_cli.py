@@ -77,8 +77,8 @@ def env_tree(tmp_path: Path) -> Path:
 def test_ipam_allocate_and_free_from_the_command_line(env_tree: Path) -> None:
     fleet = env_tree / "inventories/lab/fleet.yml"
     fleet.write_text(fleet.read_text().replace("\nbackup_stores:", (
-        "\n  - name: bravo-new\n    customer: c-bravo\n    offer: unmanaged\n    plan: vps-s\n"
-        "    host: labhv1\n    image: debian-12\n\nbackup_stores:")))
+        "\n  - name: bravo-new\n    created: 2026-11-20\n    customer: c-bravo\n"
+        "    offer: unmanaged\n    plan: vps-s\n    host: labhv1\n    image: debian-12\n\nbackup_stores:")))
     assert run("validate", "lab", cwd=env_tree).returncode == 1
     result = run("ipam", "allocate", "lab", "bravo-new", cwd=env_tree)
     assert result.returncode == 0, result.stderr

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from vpsfleet.cli import main
 from vpsfleet.loader import check_fleet
 
 from .conftest import CORPUS, TODAY
@@ -21,8 +22,8 @@ def expected_problems(path: Path) -> list[str]:
     ]
 
 
-def test_corpus_has_at_least_thirty_files_and_several_with_many_problems() -> None:
-    assert len(INVALID) >= 30
+def test_corpus_has_at_least_seventy_files_and_several_with_many_problems() -> None:
+    assert len(INVALID) >= 70
     assert sum(1 for p in INVALID if len(expected_problems(p)) > 1) >= 3
 
 
@@ -39,3 +40,14 @@ def test_invalid_fleet_is_refused_with_every_problem_located(path: Path) -> None
     _fleet, problems = check_fleet(path, today=TODAY)
     rendered = [p.render("FILE").removeprefix("FILE: ") for p in problems]
     assert rendered == expected
+
+
+@pytest.mark.parametrize("path", INVALID, ids=lambda p: p.stem)
+def test_the_command_line_prints_the_problems_and_exits_non_zero(
+    path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Every invalid file: located problems on stderr and exit 1, never a traceback."""
+    assert main(["validate", str(path), "--today", TODAY.isoformat()]) == 1
+    *lines, last = capsys.readouterr().err.splitlines()
+    assert [line.split(f"{path.name}: ", 1)[1] for line in lines] == expected_problems(path)
+    assert last.endswith("problem(s): fix them first; nothing was applied.")

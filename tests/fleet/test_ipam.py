@@ -13,6 +13,7 @@ from vpsfleet.loader import FleetInvalid, load_fleet
 from .conftest import TODAY
 
 NEW_GUEST = """  - name: alpha-new  # a guest ordered today
+    created: 2026-11-23
     customer: c-alpha
     offer: managed
     plan: vps-s
@@ -135,13 +136,13 @@ def test_allocation_fails_clearly_when_the_pool_is_full(minimal_copy: Path) -> N
             continue
         text = text.replace(
             "backup_stores:",
-            f"  - {{name: w{n}, customer: c1, offer: unmanaged, plan: s, host: hv1, "
+            f"  - {{name: w{n}, created: 2026-02-01, customer: c1, offer: unmanaged, plan: s, host: hv1, "
             f"image: debian-12, ipv4: 198.51.100.{n}}}\nbackup_stores:",
         )
     text = text.replace("vcpu: 4,", "vcpu: 16,").replace("ram_mb: 8192,", "ram_mb: 65536,")
     text = text.replace("disk_gb: 100}", "disk_gb: 1000}")
-    minimal_copy.write_text(text + "  - {name: last, customer: c1, offer: unmanaged, plan: s, "
-                            "host: hv1, image: debian-12}\n")
+    minimal_copy.write_text(text + "  - {name: last, created: 2026-02-01, customer: c1, "
+                            "offer: unmanaged, plan: s, host: hv1, image: debian-12}\n")
     minimal_copy.write_text(minimal_copy.read_text().replace(
         "backup_stores:\n  - {name: store1, datacenter: dc-b, address: 203.0.113.10, "
         "serves: [dc-a]}\n  - {name: last",
@@ -152,3 +153,13 @@ def test_allocation_fails_clearly_when_the_pool_is_full(minimal_copy: Path) -> N
     with pytest.raises(AllocationError, match="no free IPv4 address left"):
         allocate(minimal_copy, "last", today=TODAY)
     assert minimal_copy.read_bytes() == before
+
+
+def test_allocation_never_offers_a_management_address(lab_copy: Path) -> None:
+    """M7: a suspended guest still reaches the management networks; no machine goes there."""
+    lab_copy.write_text(lab_copy.read_text().replace("- 198.51.100.0/30", "- 198.51.100.0/29"))
+    fleet = load_fleet(lab_copy, today=TODAY)
+    first = [str(a) for _p, a in free_addresses(fleet, "lab-a", TODAY)][:3]
+    assert first == ["198.51.100.8", "198.51.100.9", "198.51.100.14"]
+    add_guest(lab_copy)
+    assert allocate(lab_copy, "alpha-new", today=TODAY) == ipaddress.IPv4Address("198.51.100.8")

@@ -35,19 +35,23 @@ def pools_and_claims(draw: st.DrawFn) -> dict[str, Any]:
     hosts = list(network.hosts())
     gateway = draw(st.sampled_from(hosts))
     reserved = draw(st.lists(st.sampled_from(hosts), max_size=4, unique=True))
-    others = [a for a in hosts if a != gateway and a not in reserved]
+    # A management network (M7) inside the pool, or none: no machine there, nothing offered.
+    management = draw(st.none() | st.sampled_from(list(network.subnets(new_prefix=30))))
+    others = [a for a in hosts if a != gateway and a not in reserved
+              and (management is None or a not in management)]
     used = draw(st.lists(st.sampled_from(others), max_size=len(others), unique=True)) if others else []
     quarantined = draw(st.lists(
         st.tuples(st.sampled_from(hosts), st.integers(min_value=0, max_value=200)),
-        max_size=4, unique_by=lambda t: t[0]))
+        max_size=4))  # an address may have been released twice, entries in any order
     data = base_fleet()
+    data["provider"]["management_networks"] = [str(management)] if management else []
     data["datacenters"][0]["pools"] = [{
         "name": "p", "network": str(network), "gateway": str(gateway),
         "reserved": [str(a) for a in reserved],
     }]
     data["guests"] = [
-        {"name": f"g{i}", "customer": "c1", "offer": "unmanaged", "plan": "s", "host": "hv1",
-         "image": "debian-12", "ipv4": str(a)} for i, a in enumerate(used)
+        {"name": f"g{i}", "created": TODAY, "customer": "c1", "offer": "unmanaged", "plan": "s",
+         "host": "hv1", "image": "debian-12", "ipv4": str(a)} for i, a in enumerate(used)
     ]
     data["quarantine"] = [
         {"ipv4": str(a), "released_on": TODAY - dt.timedelta(days=age), "guest": "old"}
@@ -58,7 +62,7 @@ def pools_and_claims(draw: st.DrawFn) -> dict[str, Any]:
 
 @settings(max_examples=200, deadline=None)
 @given(pools_and_claims())
-def test_allocation_never_returns_a_used_reserved_quarantined_or_foreign_address(
+def test_allocation_never_returns_a_used_reserved_quarantined_management_or_foreign_address(
     data: dict[str, Any],
 ) -> None:
     fleet, problems = parse(data, Path("generated.yml"))
@@ -71,7 +75,8 @@ def test_allocation_never_returns_a_used_reserved_quarantined_or_foreign_address
     allowed = [a for a in pool.network
                if a not in (pool.network.network_address, pool.network.broadcast_address,
                             pool.gateway)
-               and a not in pool.reserved and a not in held and a not in waiting]
+               and a not in pool.reserved and a not in held and a not in waiting
+               and not any(a in n for n in fleet.provider.management_networks)]
     try:
         address = lowest_free(fleet, "dc-a", TODAY)
     except AllocationError:
@@ -112,7 +117,7 @@ def test_adding_and_removing_guests_never_renumbers_another(ops: list[tuple[str,
                 counter += 1
                 name = f"n{counter}"
                 edit(path, lambda doc, n=name: doc["guests"].append({
-                    "name": n, "customer": "c1", "offer": "unmanaged", "plan": "s",
+                    "name": n, "created": TODAY, "customer": "c1", "offer": "unmanaged", "plan": "s",
                     "host": "hv1", "image": "debian-12"}))
                 known[name] = allocate(path, name, today=TODAY)
             elif live:

@@ -44,7 +44,7 @@ def run_validate(args: argparse.Namespace) -> int:
     fleet, problems = check_fleet(path, today=args.today)
     if fleet is not None and args.against:
         try:
-            problems += check_against(fleet, path, args.against)
+            problems += check_against(fleet, path, args.against, today=args.today)
         except HistoryUnavailable as err:
             print(f"vpsfleet: {err}", file=sys.stderr)
             return 2

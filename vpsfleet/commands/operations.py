@@ -29,6 +29,7 @@ from vpsfleet.fleet_edit import (
 )
 from vpsfleet.loader import FleetInvalid, check_fleet
 from vpsfleet.schema import Guest, GuestState
+from vpsfleet.values import one_line
 
 
 class OperationRefused(Exception):
@@ -141,6 +142,10 @@ def suspend(path: Path, name: str, *, reason: str, today: dt.date) -> None:
     item = _guest_item(doc, name)
     insert_after(item, "ipv4", [("state", "suspended"), ("suspended_on", today)])
     if reason:
+        try:
+            one_line(reason)  # a comment too: a newline would write YAML into the file
+        except ValueError as err:
+            raise OperationRefused(f"--reason: {err}") from None
         item.yaml_add_eol_comment(reason, "state")
     write_checked(path, doc, today)
 
@@ -204,10 +209,16 @@ def resize(path: Path, name: str, plan: str, *, today: dt.date) -> dict[str, Any
 # --- command line -------------------------------------------------------------------------------
 
 
-def _now(text: str | None) -> dt.datetime:
-    if text is None:
-        return dt.datetime.now(dt.UTC)
-    return utc(dt.datetime.fromisoformat(text))
+def _now(moment: dt.datetime | None) -> dt.datetime:
+    return dt.datetime.now(dt.UTC) if moment is None else moment
+
+
+def instant(text: str) -> dt.datetime:
+    """`--now`: an ISO-8601 instant (UTC when it names no offset); argparse reports a bad one."""
+    try:
+        return utc(dt.datetime.fromisoformat(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO-8601 instant") from None
 
 
 def register(subparsers: Any) -> None:
@@ -237,7 +248,7 @@ def register(subparsers: Any) -> None:
     for parser in (block, unblock, susp, res, end, size):
         parser.add_argument("env", help="environment name (inventories/ENV/fleet.yml) or a path")
         parser.add_argument("guest")
-        parser.add_argument("--now", metavar="ISO-8601",
+        parser.add_argument("--now", metavar="ISO-8601", type=instant,
                             help="the instant of the operation (default: now, UTC)")
     size.add_argument("plan")
     for parser in (block, unblock):

@@ -27,11 +27,15 @@ description:
     Terminated guests are absent.
   - Function groups C(guests), C(hypervisors), C(backup_stores), C(monitors); guests with the
     backup service are also in C(backup_clients).
-  - A guest's C(vpsfleet_backup) holds its scope, store, retention, restore allowance and the
-    start time the backup planner gives it (C(vpsfleet backup-plan)).
+  - A guest's C(vpsfleet_backup) holds its scope, store, retention (days, and the minimum count
+    of good sets a retention rule never goes below), restore allowance and the start time the
+    backup planner gives it (C(vpsfleet backup-plan)).
+  - Identities, which derived credentials follow (never the bare name). A guest's
+    C(vpsfleet_identity) is C(<name>@<created>), its C(vpsfleet_customer.identity) is
+    C(<customer id>@<customer created>).
   - A store's C(vpsfleet_store_guests) lists the guests it keeps (terminated ones too, with their
     termination date, for erasure) and C(vpsfleet_store_customers) the customers with their
-    read-only account's guests and quota.
+    read-only account's guests and quota. Each item has its C(identity).
 options:
   plugin:
     description: the name of this plugin, to recognise the source file.
@@ -174,6 +178,7 @@ class InventoryModule(BaseInventoryPlugin):  # type: ignore[misc]
             guests.append(
                 {
                     "guest": guest.name,
+                    "identity": guest.identity,
                     "customer": guest.customer,
                     "state": guest.state.value,
                     "terminated_on": guest.terminated_on.isoformat() if guest.terminated_on else None,
@@ -187,9 +192,10 @@ class InventoryModule(BaseInventoryPlugin):  # type: ignore[misc]
                 guest.customer,
                 {
                     "id": guest.customer,
-                    "name": customer.name if customer else guest.customer,
-                    "email": customer.email if customer else None,
-                    "language": customer.language if customer else "fr",
+                    "identity": customer.identity,
+                    "name": customer.name,
+                    "email": customer.email,
+                    "language": customer.language,
                     "quota_bytes": 0,
                     "guests": [],
                 },
@@ -222,6 +228,7 @@ class InventoryModule(BaseInventoryPlugin):  # type: ignore[misc]
         if backup_enabled:
             groups.append("backup_clients")
         variables: dict[str, Any] = {
+            "vpsfleet_identity": guest.identity,
             "vpsfleet_datacenter": dc_code,
             "vpsfleet_hypervisor": guest.host,
             "vpsfleet_state": guest.state.value,
@@ -229,6 +236,8 @@ class InventoryModule(BaseInventoryPlugin):  # type: ignore[misc]
             "vpsfleet_offer": _plain(offer),
             "vpsfleet_customer": {
                 "id": customer.id,
+                "identity": customer.identity,
+                "created": customer.created.isoformat(),
                 "name": customer.name,
                 "email": customer.email,
                 "language": customer.language,
@@ -245,6 +254,7 @@ class InventoryModule(BaseInventoryPlugin):  # type: ignore[misc]
                 "store": _plain(store) if store is not None else None,
                 "compression": fleet.policy.backup.compression,
                 "retention_days": offer.backup_retention_days,
+                "retention_minimum_sets": fleet.policy.backup.retention_minimum_sets,
                 "restores_per_month": offer.restores_per_month,
                 # The planner's start time inside the window, and whether the run fits in it.
                 "start": start["start"] if start else None,
