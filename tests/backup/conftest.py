@@ -4,6 +4,7 @@ FTPS store on loopback (pyftpdlib in a thread, with injectable faults) and a sma
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import errno
 import importlib.machinery
@@ -24,7 +25,12 @@ from typing import Any, Protocol
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-AGENT_PATH = REPO / "ansible" / "roles" / "backup" / "files" / "vpsfleet-backup"
+# VPSFLEET_BACKUP_AGENT runs the tests against another copy of the agent (an older one, to show
+# that a test fails without its fix).
+AGENT_PATH = Path(
+    os.environ.get("VPSFLEET_BACKUP_AGENT")
+    or REPO / "ansible" / "roles" / "backup" / "files" / "vpsfleet-backup"
+)
 PASSWORD = "s3cret, with \"quotes\" and \\ spaces"  # exercises the lftp script quoting
 # 01:00 local time on the night of 2026-11-23: inside the backup window.
 NIGHT = dt.datetime(2026, 11, 23, 1, 0).astimezone()
@@ -282,7 +288,11 @@ def make_config(
         "status_file": str(state / "status.json"),
         "textfile": str(state / "textfile" / "vpsfleet_backup.prom"),
         "lock_file": str(state / "lock"),
+        "restore_dir": str(state / "restore"),
+        "replaced_dir": str(state / "replaced"),
     }
+    known = {f.name for f in dataclasses.fields(agent.Config)}
+    data = {k: v for k, v in data.items() if k in known}  # an older agent (VPSFLEET_BACKUP_AGENT)
     data.update(overrides)
     (tmp_path / "config.json").write_text(json.dumps(data))
     return agent.parse_config(data)

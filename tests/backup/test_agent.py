@@ -158,13 +158,19 @@ def test_next_run_removes_stale_partial_and_applies_retention(
         (store.home / name / "SHA256SUMS").write_text("")
     (store.home / "2026-11-22.partial" / "db").mkdir(parents=True)
     (store.home / "2026-11-22.partial" / "www.tar.gz").write_bytes(b"cut short")
-    config = make_config(agent, tmp_path, store, certs, site, retention_days=3)
+    config = make_config(agent, tmp_path, store, certs, site, retention_days=3, retention_minimum_sets=1)
     outcome = agent.run(config, now=NIGHT, use_deadline=False)
     assert outcome.reason == "ok", outcome.message
-    # 3 nights kept: 21, 22 (none), 23; the 22nd's partial is gone.
-    assert store.sets() == ["2026-11-21", "2026-11-23"]
+    # 3 nights kept, judged from the newest set there before tonight's (the 21st) + 1 day, not
+    # from the guest's clock: 20, 21, 22 (none); the 22nd's partial is gone.
+    assert store.sets() == ["2026-11-20", "2026-11-21", "2026-11-23"]
     assert status(config)["cleaned"] == ["2026-11-22.partial"]
-    assert status(config)["expired"] == ["2026-11-10", "2026-11-19", "2026-11-20"]
+    assert status(config)["expired"] == ["2026-11-10", "2026-11-19"]
+    assert status(config)["retention_judged_on"] == "2026-11-22"
+    # The next night judges from the 23rd + 1: the 20th and 21st go.
+    outcome = agent.run(config, now=NIGHT + dt.timedelta(days=1), use_deadline=False)
+    assert outcome.reason == "ok", outcome.message
+    assert store.sets() == ["2026-11-23", "2026-11-24"]
 
 
 def test_overlapping_run_is_refused(
@@ -513,3 +519,91 @@ def test_config_errors_name_the_key(agent: ModuleType) -> None:
     with pytest.raises(agent.ConfigError, match="guest"):
         agent.parse_config({**base, "guest": "../other"})
     assert agent.parse_config(base).paths == ("/data/www",)
+
+
+# --- issue 10: clocks, locales and folders the agent does not own -----------------------------
+
+
+def test_a_set_dated_in_the_future_is_reported_never_deleted(
+    agent: ModuleType, tmp_path: Path, store: FtpStore, certs: Certs, site: Path
+) -> None:
+    """A folder named after tomorrow (a clock ran ahead one night, or someone planted it) is
+    kept and never counted as the newest: tonight's set is published, retention works from it,
+    and the run ends with reason future_sets (mailed, in the metrics) until someone looks."""
+    for name in ("2026-11-01", "2026-11-20", "2027-06-01"):
+        (store.home / name).mkdir()
+        (store.home / name / "SHA256SUMS").write_text("")
+    config = make_config(agent, tmp_path, store, certs, site, retention_days=3, retention_minimum_sets=1)
+    outcome = agent.run(config, now=NIGHT, use_deadline=False)
+    assert (outcome.reason, outcome.exit_code) == ("future_sets", 1), outcome.message
+    assert "2027-06-01" in outcome.message
+    assert store.sets() == ["2026-11-20", "2026-11-23", "2027-06-01"]  # the 1st expired, not the future
+    assert status(config)["future_sets"] == ["2027-06-01"]
+    assert status(config)["last_success"]["set"] == "2026-11-23"  # it was published
+    values = metrics(config)
+    assert values["vpsfleet_backup_future_sets"] == 1
+    assert values['vpsfleet_backup_last_run_exit_reason{reason="future_sets"}'] == 1
+    assert values["vpsfleet_backup_last_run_success"] == 0
+    # Once it is gone, the next run is ok again.
+    subprocess.run(["rm", "-r", str(store.home / "2027-06-01")], check=True)
+    assert agent.run(config, now=NIGHT, use_deadline=False).reason == "ok"
+    assert metrics(config)["vpsfleet_backup_future_sets"] == 0
+
+
+@pytest.fixture(scope="session")
+def french(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """A French guest's environment: fr_FR.UTF-8 compiled into a private LOCPATH when the
+    system lacks it (C.UTF-8 with LANGUAGE=fr translates as well otherwise)."""
+    need("lftp")
+    env = {"LANG": "fr_FR.UTF-8", "LANGUAGE": "fr", "LC_ALL": ""}
+    if "fr_FR.utf8" not in subprocess.run(["locale", "-a"], capture_output=True, text=True).stdout:
+        folder = tmp_path_factory.mktemp("locales")
+        made = subprocess.run(
+            ["localedef", "-i", "fr_FR", "-f", "UTF-8", str(folder / "fr_FR.UTF-8")], capture_output=True
+        )
+        env = {**env, "LOCPATH": str(folder)} if made.returncode == 0 else {**env, "LANG": "C.UTF-8"}
+    said = subprocess.run(
+        ["lftp", "-c", "set net:max-retries 1; open -p 1 127.0.0.1; ls"],
+        capture_output=True, text=True, env={**os.environ, **env}, timeout=60,
+    )  # fmt: skip
+    assert "Connexion refus" in said.stderr, said.stderr  # lftp does speak French here
+    return env
+
+
+@pytest.mark.parametrize("fault", ["store_down", "untrusted_certificate"])
+def test_failures_are_classified_on_a_french_guest(
+    agent: ModuleType, tmp_path: Path, store: FtpStore, certs: Certs, site: Path,
+    french: dict[str, str], monkeypatch: pytest.MonkeyPatch, fault: str,
+) -> None:  # fmt: skip
+    """Debian's lftp is translated: the agent runs it in the C locale, so a French guest's
+    failures get the same reason as anyone's (issue 10, low)."""
+    for key, value in french.items():
+        monkeypatch.setenv(key, value)
+    if fault == "store_down":
+        config = make_config(agent, tmp_path, store, certs, site)
+        store.stop()
+        expected = "store_unreachable"
+    else:
+        untrusted = {"ca_file": str(certs.wrong_cert)}
+        config = make_config(agent, tmp_path, store, certs, site, store_settings=untrusted)
+        expected = "tls_failed"
+    outcome = agent.run(config, now=NIGHT, use_deadline=False)
+    assert outcome.reason == expected, outcome.message
+
+
+def test_a_work_folder_someone_else_made_is_refused(
+    agent: ModuleType, tmp_path: Path, store: FtpStore, certs: Certs, site: Path
+) -> None:
+    """The work folder's name is predictable in world-writable /var/tmp: one made by someone
+    else (here a link to their own folder) is refused, nothing is written there (the lftp
+    scripts hold the store password)."""
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    (tmp_path / "work").symlink_to(theirs)
+    config = make_config(agent, tmp_path, store, certs, site)
+    outcome = agent.run(config, now=NIGHT, use_deadline=False)
+    assert (outcome.reason, outcome.exit_code) == ("config", 2), outcome.message
+    assert "work" in outcome.message
+    assert not list(theirs.iterdir())
+    assert store.sets() == []
+    assert status(config)["reason"] == "config"

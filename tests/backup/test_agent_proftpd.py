@@ -4,6 +4,7 @@ HiddenStores, server-side SHA-256): the client must not rely on pyftpdlib's beha
 from __future__ import annotations
 
 import datetime as dt
+import os
 import subprocess
 from pathlib import Path
 from types import ModuleType
@@ -20,7 +21,7 @@ def config_for(agent: ModuleType, tmp_path: Path, server: ProftpdStore, certs: C
 def test_publishes_a_set_the_server_hashed(
     agent: ModuleType, tmp_path: Path, proftpd: ProftpdStore, certs: Certs, site: Path
 ) -> None:
-    config = config_for(agent, tmp_path, proftpd, certs, site, retention_days=2)
+    config = config_for(agent, tmp_path, proftpd, certs, site, retention_days=2, retention_minimum_sets=1)
     for night in (NIGHT - dt.timedelta(days=3), NIGHT - dt.timedelta(days=1), NIGHT):
         outcome = agent.run(config, now=night, use_deadline=False)
         assert outcome.reason == "ok", outcome.message
@@ -48,3 +49,31 @@ def test_wrong_password_and_store_down(
     proftpd.start()
     assert agent.run(config, now=NIGHT, use_deadline=False).reason == "ok"
     assert proftpd.sets() == ["2026-11-22", "2026-11-23"]
+
+
+def test_a_guest_clock_that_jumps_forward_deletes_no_set(
+    agent: ModuleType, tmp_path: Path, proftpd: ProftpdStore, certs: Certs, site: Path
+) -> None:
+    """Fourteen good nights, then the guest's clock jumps a year ahead (issue 10, #9): the run
+    still publishes, but retention judges from the newest set that was there, so every set
+    stays; on the next night (clock still wrong) no fewer than the minimum of sets remain."""
+    config = config_for(
+        agent, tmp_path, proftpd, certs, site, retention_days=15, retention_minimum_sets=5
+    )  # fmt: skip
+    nights = [(NIGHT - dt.timedelta(days=d)).date().isoformat() for d in range(14, 0, -1)]
+    for night in nights:  # what fourteen good nights left (the tree as ProFTPD's account owns it)
+        (proftpd.home / night).mkdir()
+        (proftpd.home / night / "SHA256SUMS").write_text("")
+        for path in (proftpd.home / night, proftpd.home / night / "SHA256SUMS"):
+            os.chown(path, 65534, 65534)
+    jumped = NIGHT + dt.timedelta(days=365)
+    outcome = agent.run(config, now=jumped, use_deadline=False)
+    assert outcome.reason == "ok", outcome.message
+    assert proftpd.sets() == [*nights, jumped.date().isoformat()]
+    assert status(config)["expired"] == []
+    assert status(config)["retention_judged_on"] == NIGHT.date().isoformat()
+    following = jumped + dt.timedelta(days=1)
+    outcome = agent.run(config, now=following, use_deadline=False)
+    assert outcome.reason == "ok", outcome.message
+    assert len(agent.published_sets(proftpd.sets())) == 5  # the minimum, never fewer
+    assert proftpd.sets()[-3:] == [nights[-1], jumped.date().isoformat(), following.date().isoformat()]

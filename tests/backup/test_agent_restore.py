@@ -5,10 +5,13 @@ of its own; the store password never appears on a command line."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import os
+import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -128,7 +131,12 @@ def test_in_place_restore_puts_files_back_over_the_originals(
     assert outcome.reason == "ok", outcome.message
     assert outcome.files == {"target": "/", "paths": "all"}
     assert tree(site) == before
-    assert not (tmp_path / "restored").exists()  # nothing beside
+    assert not list((tmp_path / "restored").iterdir())  # nothing beside (the stage is gone)
+    # What the restore replaced is kept, under its own path, in a dated folder (issue 10, #11).
+    kept = Path(outcome.replaced["files"])
+    assert kept.parent == Path(config.replaced_dir) and kept.name.isdigit() and len(kept.name) == 12
+    assert (kept / str(site).lstrip("/") / "shop" / "index.php").read_text() == "defaced"
+    assert str(kept) in outcome.message
 
 
 def test_corrupted_set_is_refused_before_any_change(
@@ -221,8 +229,17 @@ def test_databases_side_then_in_place_with_views_triggers_events_routines(
     assert "later" not in mariadb.sql("SHOW TABLES", "shop")
     check_objects(mariadb, "shop")
     # The checked side copies the in-place load came from are removed (the earlier one too: the
-    # same name).
+    # same name); what was live is kept, events disabled.
     assert "_restored_" not in mariadb.sql("SHOW DATABASES")
+    kept = outcome.replaced["databases"]
+    assert sorted(kept) == ["shop", "wiki"] and kept["shop"].startswith("shop_before_restore_")
+    assert mariadb.sql("SELECT name FROM product WHERE id = 1", kept["shop"]) == "changed\n"
+    assert "later" in mariadb.sql("SHOW TABLES", kept["shop"])
+    assert "nightly\tDISABLED" in mariadb.sql(
+        f"SELECT EVENT_NAME, STATUS FROM information_schema.EVENTS WHERE EVENT_SCHEMA='{kept['shop']}'"
+    )
+    for copy in kept.values():
+        mariadb.sql(f"DROP DATABASE `{copy}`;")
 
 
 def check_objects(mariadb: MariaDB, database: str) -> None:
@@ -286,3 +303,434 @@ def test_command_line_json_and_no_password_on_argv(
     )  # fmt: skip
     assert missing.returncode == 3
     assert "no set 2020-01-01" in missing.stderr
+
+
+# --- issue 10: what comes from a guest is data, never instructions ----------------------------
+
+NOBODY = 65534
+
+
+def rewrite_set_file(agent: ModuleType, folder: Path, name: str, data: bytes) -> None:
+    """Replaces a file of a published set and its line of SHA256SUMS, as whoever holds the
+    guest's write account could: the checksums then pass."""
+    (folder / name).write_bytes(data)
+    sums = agent.parse_sha256sums((folder / "SHA256SUMS").read_text())
+    sums[name] = agent.sha256_file(folder / name)
+    (folder / "SHA256SUMS").write_text(agent.format_sha256sums(sums))
+
+
+def with_lines_before_trailer(dump: bytes, lines: str) -> bytes:
+    """The dump with `lines` before its trailer, and without mariadb-dump's first line (`\\-`,
+    "enable the sandbox mode"): whoever forges a dump leaves that out."""
+    head, _, trailer = dump.rstrip(b"\n").rpartition(b"\n")
+    assert trailer.startswith(b"-- Dump completed")
+    if head.startswith(b"/*M!999999\\- enable the sandbox mode */"):
+        head = head.split(b"\n", 1)[1]
+    return head + b"\n" + lines.encode() + b"\n" + trailer + b"\n"
+
+
+HOSTILE_DUMPS = {
+    "shell escape": "\\! touch {marker}",
+    "system": "system touch {marker}",
+    "delimiter trick": "DELIMITER //\nsystem touch {marker}\nDELIMITER ;",
+    "after a statement": "SELECT 1; \\! touch {marker}",
+    "inside a conditional comment": "/*!40101 \\! touch {marker} */;",
+    "tee": "tee {marker}",
+    "source": "source {marker}",
+    "backslash before a closing backtick": "SELECT 1 AS `a\\`; \\! touch {marker}",
+    "sql_mode trick": "SET sql_mode='NO_BACKSLASH_ESCAPES';\nSELECT 'a\\'; \\! touch {marker}",
+}
+
+
+def hostile_set(
+    agent: ModuleType, tmp_path: Path, store: FtpStore, certs: Certs, site: Path, mariadb: MariaDB,
+    payload: str,
+) -> tuple[Any, Path]:  # fmt: skip
+    """A set whose dump of `wiki` carries `payload` (with {marker} a file that must never
+    appear); the live `wiki` has a row the set does not."""
+    config = backed_up_with_databases(agent, tmp_path, store, certs, site, mariadb, ["wiki"])
+    marker = tmp_path / "pwned"
+    if payload.startswith("source"):
+        marker.with_suffix(".sql").write_text(f"SELECT 1; \\! touch {marker}\n")
+        payload = payload.replace("{marker}", str(marker.with_suffix(".sql")))
+    dump = store.home / SET / "db" / "wiki.sql.gz"
+    text = subprocess.run(["gunzip", "-c", str(dump)], capture_output=True, check=True).stdout
+    hostile = with_lines_before_trailer(text, payload.format(marker=marker))
+    packed = subprocess.run(["gzip", "-c"], input=hostile, capture_output=True, check=True).stdout
+    rewrite_set_file(agent, store.home / SET, "db/wiki.sql.gz", packed)
+    mariadb.sql("INSERT INTO page VALUES ('Vivante');", "wiki")
+    return config, marker
+
+
+def assert_wiki_untouched(mariadb: MariaDB, databases: str) -> None:
+    assert mariadb.sql("SELECT title FROM page ORDER BY title", "wiki") == "Accueil\nVivante\n"
+    assert mariadb.sql("SHOW DATABASES") == databases  # no side or safety copy left
+
+
+@pytest.fixture
+def wiki_reset(mariadb: MariaDB) -> Any:
+    yield
+    mariadb.sql("DELETE FROM page WHERE title <> 'Accueil';", "wiki")
+    for name in mariadb.sql("SHOW DATABASES").split():
+        if name.startswith(("wiki_", "shop_")):
+            mariadb.sql(f"DROP DATABASE `{name}`;")
+
+
+@pytest.mark.parametrize("payload", list(HOSTILE_DUMPS.values()), ids=list(HOSTILE_DUMPS))
+def test_hostile_dump_is_refused_and_nothing_runs(
+    agent: ModuleType, tmp_path: Path, store: FtpStore, certs: Certs, site: Path, mariadb: MariaDB,
+    wiki_reset: None, payload: str,
+) -> None:  # fmt: skip
+    """A dump carrying a client command (the customer of an unmanaged VPS writes the sets) is
+    refused before any database or file is touched, and the command never runs."""
+    config, marker = hostile_set(agent, tmp_path, store, certs, site, mariadb, payload)
+    live, databases = tree(site), mariadb.sql("SHOW DATABASES")
+    outcome = agent.restore(
+        config, request(agent, tmp_path, in_place=True, mysql_defaults_file=str(mariadb.root_defaults))
+    )
+    assert not marker.exists()
+    assert (outcome.reason, outcome.exit_code) == ("unsafe_dump", 4), outcome.message
+    assert "db/wiki.sql.gz" in outcome.message and "line" in outcome.message
+    assert_wiki_untouched(mariadb, databases)
+    assert tree(site) == live
+
+
+@pytest.mark.parametrize("payload", list(HOSTILE_DUMPS.values()), ids=list(HOSTILE_DUMPS))
+def test_the_client_sandbox_stops_a_dump_the_screen_would_miss(
+    agent: ModuleType, tmp_path: Path, store: FtpStore, certs: Certs, site: Path, mariadb: MariaDB,
+    wiki_reset: None, monkeypatch: pytest.MonkeyPatch, payload: str,
+) -> None:  # fmt: skip
+    """Belt and braces: with the screen switched off, the client's --sandbox --binary-mode
+    still refuses the command; the side load fails, so nothing live changes."""
+    config, marker = hostile_set(agent, tmp_path, store, certs, site, mariadb, payload)
+    databases = mariadb.sql("SHOW DATABASES")
+    monkeypatch.setattr(agent.DumpScreen, "close", lambda self: [])
+    outcome = agent.restore(
+        config, request(agent, tmp_path, in_place=True, mysql_defaults_file=str(mariadb.root_defaults))
+    )
+    assert not marker.exists()
+    assert outcome.reason == "apply_failed", outcome.message
+    assert "wiki_restored" in outcome.message
+    mariadb.sql(f"DROP DATABASE IF EXISTS wiki_restored_{SET.replace('-', '')};")  # the failed side load
+    assert_wiki_untouched(mariadb, databases)
+
+
+def test_commands_inside_quoted_data_are_restored_as_data(
+    agent: ModuleType, tmp_path: Path, store: FtpStore, certs: Certs, site: Path, mariadb: MariaDB,
+    wiki_reset: None,
+) -> None:  # fmt: skip
+    """What looks like a command inside a string (a wiki page about the client) is data: the
+    dump loads, the text comes back as it was, nothing runs."""
+    marker = tmp_path / "pwned"
+    text = f"\\! touch {marker}\nsystem touch {marker}; DELIMITER //"
+    mariadb.sql("CREATE TABLE note (body TEXT);", "wiki")
+    try:
+        mariadb.sql(f"INSERT INTO note VALUES ('{text.replace(chr(92), chr(92) * 2)}');", "wiki")
+        config = backed_up_with_databases(agent, tmp_path, store, certs, site, mariadb, ["wiki"])
+    finally:
+        mariadb.sql("DROP TABLE note;", "wiki")
+    root = str(mariadb.root_defaults)
+    outcome = agent.restore(
+        config, request(agent, tmp_path, files=None, databases=("wiki",), mysql_defaults_file=root)
+    )
+    assert outcome.reason == "ok", outcome.message
+    side = outcome.databases["wiki"]
+    got = mariadb.sql("SELECT body FROM note", side)
+    assert got == text.replace("\\", "\\\\").replace("\n", "\\n") + "\n"  # --batch escapes
+    assert not marker.exists()
+
+
+def test_real_dumps_pass_the_screen(agent: ModuleType, mariadb: MariaDB) -> None:
+    """mariadb-dump's own output (views, triggers, events, routines, DELIMITER ;;, its
+    "enable the sandbox" first line), read in chunks of any size, holds no client command."""
+    dump = subprocess.run(
+        ["mariadb-dump", f"--defaults-extra-file={mariadb.root_defaults}", "--routines", "--events",
+         "--triggers", "--hex-blob", "--single-transaction", "--", "shop"],
+        capture_output=True, check=True,
+    ).stdout  # fmt: skip
+    assert b"DELIMITER ;;" in dump and b"CREATE DEFINER" in dump
+    for size in (len(dump), 1, 7, 4096):
+        screen = agent.DumpScreen("shop")
+        for i in range(0, len(dump), size):
+            screen.feed(dump[i : i + size])
+        assert screen.close() == [], size
+
+
+def planted_link_site(site: Path, tmp_path: Path) -> tuple[Path, Path]:
+    """The web application (nobody here) owns /data/www; a folder `uploads` holds a file. Once
+    the set is made, the application replaces `uploads` by a link to a system folder."""
+    (site / "uploads").mkdir()
+    (site / "uploads" / "passwd").write_text("from the set\n")
+    for path in (site, site / "uploads", site / "uploads" / "passwd"):
+        os.chown(path, NOBODY, NOBODY)
+    system = tmp_path / "etc-like"
+    system.mkdir()
+    (system / "passwd").write_text("root:x:0:0\n")
+    return site / "uploads", system
+
+
+def plant(link: Path, system: Path, owner: int = NOBODY) -> None:
+    subprocess.run(["rm", "-r", str(link)], check=True)
+    link.symlink_to(system)
+    os.lchown(link, owner, owner)
+
+
+@pytest.mark.parametrize("scope", ["all", "folder", "file"])
+def test_in_place_restore_never_follows_a_planted_link(
+    agent: ModuleType, tmp_path: Path, store: FtpStore, certs: Certs, site: Path, scope: str
+) -> None:
+    """A link planted where the set has a folder (a web application compromise) is moved aside
+    with what else the restore replaces, never followed: nothing outside the site is written,
+    for the whole set as for one path below the link (issue 10, #2)."""
+    link, system = planted_link_site(site, tmp_path)
+    config = make_config(agent, tmp_path, store, certs, site)
+    backed_up(agent, config)
+    plant(link, system)
+    before = tree(system)
+    files = {"all": (), "folder": (str(link),), "file": (str(link / "passwd"),)}[scope]
+    outcome = agent.restore(config, request(agent, tmp_path, files=files, databases=None, in_place=True))
+    assert outcome.reason == "ok", outcome.message
+    assert tree(system) == before  # not one byte outside the site
+    assert not link.is_symlink() and (link / "passwd").read_text() == "from the set\n"
+    kept = Path(outcome.replaced["files"]) / str(link).lstrip("/")
+    assert kept.is_symlink() and os.readlink(kept) == str(system)
+
+
+def test_side_restore_never_follows_a_link_in_an_earlier_side_copy(
+    agent: ModuleType, tmp_path: Path, store: FtpStore, certs: Certs, site: Path
+) -> None:
+    """The side copy of a set restored twice: an earlier copy's entries are replaced, links
+    among them never followed, even root's (a forged set can hold any link)."""
+    link, system = planted_link_site(site, tmp_path)
+    config = make_config(agent, tmp_path, store, certs, site)
+    backed_up(agent, config)
+    side = tmp_path / "restored" / SET
+    outcome = agent.restore(config, request(agent, tmp_path, databases=None))
+    assert outcome.reason == "ok", outcome.message
+    copy = side / str(link).lstrip("/")
+    os.chown(copy.parent, 0, 0)
+    plant(copy, system, owner=0)
+    before = tree(system)
+    outcome = agent.restore(config, request(agent, tmp_path, files=(str(link / "passwd"),), databases=None))
+    assert outcome.reason == "ok", outcome.message
+    assert tree(system) == before
+    assert (copy / "passwd").read_text() == "from the set\n" and not copy.is_symlink()
+
+
+def test_a_link_root_made_above_the_site_is_followed(
+    agent: ModuleType, tmp_path: Path, store: FtpStore, certs: Certs
+) -> None:
+    """/data as a link to another disk, made by root in a folder only root changes: the restore
+    goes where it points, as the backup read it, and the link stays."""
+    disk = tmp_path / "guest" / "disk2" / "data"
+    (disk / "www" / "blog").mkdir(parents=True)
+    (disk / "www" / "blog" / "post.html").write_text("<p>on the other disk</p>\n")
+    data = tmp_path / "guest" / "data"
+    data.symlink_to(disk)
+    site = data / "www"
+    config = make_config(agent, tmp_path, store, certs, site)
+    backed_up(agent, config)
+    (site / "blog" / "post.html").write_text("defaced")
+    outcome = agent.restore(config, request(agent, tmp_path, databases=None, in_place=True))
+    assert outcome.reason == "ok", outcome.message
+    assert data.is_symlink()
+    assert (disk / "www" / "blog" / "post.html").read_text() == "<p>on the other disk</p>\n"
+
+
+def test_side_copies_go_to_a_root_only_folder(
+    agent: ModuleType, tmp_path: Path, store: FtpStore, certs: Certs, site: Path
+) -> None:
+    """By default beside the originals means <restore_dir>/<set>/, a folder of the agent's own
+    (mode 0700), not a predictable name in world-writable /var/tmp (issue 10, #3)."""
+    assert agent.Config.restore_dir == "/var/lib/vpsfleet-backup/restore"
+    assert agent.Config.replaced_dir == "/var/lib/vpsfleet-backup/replaced"
+    config = make_config(agent, tmp_path, store, certs, site)
+    backed_up(agent, config)
+    outcome = agent.restore(config, agent.RestoreRequest(databases=None))
+    assert outcome.reason == "ok", outcome.message
+    root = Path(config.restore_dir)
+    assert outcome.files["target"] == str(root / SET)
+    for folder in (root, root / SET):
+        assert folder.stat().st_mode & 0o777 == 0o700 and folder.stat().st_uid == os.geteuid()
+    assert (root / SET / str(site).lstrip("/") / "blog" / "post.html").exists()
+
+
+def not_ours_as_a_link(folder: Path, elsewhere: Path) -> None:
+    folder.symlink_to(elsewhere)
+
+
+def not_ours_by_owner(folder: Path, _elsewhere: Path) -> None:
+    folder.mkdir(mode=0o700)
+    os.chown(folder, NOBODY, NOBODY)
+
+
+def not_ours_by_mode(folder: Path, _elsewhere: Path) -> None:
+    folder.mkdir()
+    folder.chmod(0o777)
+
+
+@pytest.mark.parametrize("made", [not_ours_as_a_link, not_ours_by_owner, not_ours_by_mode])
+@pytest.mark.parametrize("which", ["restore_dir", "target"])
+def test_a_restore_folder_someone_else_made_is_refused(
+    agent: ModuleType, tmp_path: Path, store: FtpStore, certs: Certs, site: Path, made: Any, which: str
+) -> None:
+    """The restore folder (or a given target) that exists and is not ours (a link, another
+    owner, writable by others) is refused before anything is written."""
+    config = make_config(agent, tmp_path, store, certs, site)
+    backed_up(agent, config)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    folder = Path(config.restore_dir) if which == "restore_dir" else tmp_path / "given"
+    made(folder, elsewhere)
+    target = None if which == "restore_dir" else str(folder)
+    outcome = agent.restore(config, agent.RestoreRequest(databases=None, target=target))
+    assert (outcome.reason, outcome.exit_code) == ("unsafe_target", 2), outcome.message
+    assert str(folder) in outcome.message
+    assert not list(elsewhere.iterdir())
+    if not folder.is_symlink():
+        assert not list(folder.iterdir())
+
+
+def test_a_target_in_a_folder_others_can_write_is_refused(
+    agent: ModuleType, tmp_path: Path, store: FtpStore, certs: Certs, site: Path
+) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)  # not sticky: anyone may swap the target for a link
+    config = make_config(agent, tmp_path, store, certs, site)
+    backed_up(agent, config)
+    outcome = agent.restore(config, agent.RestoreRequest(databases=None, target=str(shared / "copy")))
+    assert outcome.reason == "unsafe_target", outcome.message
+
+
+def test_in_place_keeps_the_live_database_and_files_under_dated_names(
+    agent: ModuleType, tmp_path: Path, store: FtpStore, certs: Certs, site: Path, mariadb: MariaDB,
+    wiki_reset: None,
+) -> None:  # fmt: skip
+    """Before a restore in place, the live database is kept as <db>_before_restore_<stamp> and
+    the files it replaces in <replaced_dir>/<stamp>/; the result says where (issue 10, #11)."""
+    config = backed_up_with_databases(agent, tmp_path, store, certs, site, mariadb, ["wiki"])
+    mariadb.sql("INSERT INTO page VALUES ('Vivante'); CREATE TABLE later (x INT);", "wiki")
+    mariadb.sql(
+        "CREATE EVENT tidy ON SCHEDULE EVERY 1 DAY DO DELETE FROM page WHERE title = 'x';", "wiki"
+    )
+    (site / "shop" / "index.php").write_text("edited after the backup")
+    now = dt.datetime(2026, 11, 24, 9, 30)
+    everything = request(
+        agent, tmp_path, in_place=True, mysql_defaults_file=str(mariadb.root_defaults), now=now
+    )
+    outcome = agent.restore(config, everything)
+    assert outcome.reason == "ok", outcome.message
+    keep = "wiki_before_restore_202611240930"
+    kept_files = str(Path(config.replaced_dir) / "202611240930")
+    assert outcome.replaced == {"files": kept_files, "databases": {"wiki": keep}}
+    assert mariadb.sql("SELECT title FROM page ORDER BY title", keep) == "Accueil\nVivante\n"
+    assert "later" in mariadb.sql("SHOW TABLES", keep)
+    events = f"SELECT STATUS FROM information_schema.EVENTS WHERE EVENT_SCHEMA='{keep}'"
+    assert mariadb.sql(events) == "DISABLED\n"
+    assert mariadb.sql("SELECT title FROM page ORDER BY title", "wiki") == "Accueil\n"
+    assert "later" not in mariadb.sql("SHOW TABLES", "wiki")
+    kept_file = Path(outcome.replaced["files"]) / str(site).lstrip("/") / "shop" / "index.php"
+    assert kept_file.read_text() == "edited after the backup"
+    assert Path(config.replaced_dir).stat().st_mode & 0o777 == 0o700
+    assert keep in outcome.message and outcome.replaced["files"] in outcome.message
+    # The same minute again: new names, the first copies are not overwritten.
+    outcome = agent.restore(config, everything)
+    assert outcome.reason == "ok", outcome.message
+    assert outcome.replaced["databases"] == {"wiki": keep + "_2"}
+    assert outcome.replaced["files"].endswith("/202611240930_2")
+    assert mariadb.sql("SELECT title FROM page ORDER BY title", keep) == "Accueil\nVivante\n"
+
+
+def test_replaced_files_are_kept_across_file_systems(
+    agent: ModuleType, tmp_path: Path, store: FtpStore, certs: Certs, site: Path
+) -> None:
+    """The replaced folder on another file system (/dev/shm here): entries are copied, links as
+    links, then removed; never followed."""
+    shm = Path("/dev/shm")
+    if os.stat(shm).st_dev == os.stat(tmp_path).st_dev:
+        pytest.skip("/dev/shm is on the same file system here")
+    link, system = planted_link_site(site, tmp_path)
+    replaced = Path(tempfile.mkdtemp(prefix="vpsfleet-replaced-", dir=shm))
+    try:
+        config = make_config(agent, tmp_path, store, certs, site, replaced_dir=str(replaced / "r"))
+        backed_up(agent, config)
+        plant(link, system)
+        (site / "shop" / "index.php").write_text("edited")
+        outcome = agent.restore(config, request(agent, tmp_path, databases=None, in_place=True))
+        assert outcome.reason == "ok", outcome.message
+        kept = Path(outcome.replaced["files"]) / str(site).lstrip("/")
+        assert (kept / "shop" / "index.php").read_text() == "edited"
+        assert (kept / "uploads").is_symlink() and os.readlink(kept / "uploads") == str(system)
+        assert (kept / "shop" / "assets" / "logo.bin").stat().st_mode & 0o777 == 0o644
+        assert (link / "passwd").read_text() == "from the set\n"
+    finally:
+        shutil.rmtree(replaced, ignore_errors=True)
+
+
+def test_latest_is_never_a_set_dated_in_the_future(
+    agent: ModuleType, tmp_path: Path, store: FtpStore, certs: Certs, site: Path
+) -> None:
+    """A set named after tomorrow (a clock ran ahead, or planted) is never `latest`."""
+    config = make_config(agent, tmp_path, store, certs, site)
+    backed_up(agent, config)
+    shutil.copytree(store.home / SET, store.home / "2099-01-01")
+    outcome = agent.restore(config, request(agent, tmp_path, databases=None))
+    assert (outcome.reason, outcome.set_name) == ("ok", SET), outcome.message
+
+
+def test_a_client_without_sandbox_is_refused_before_any_change(
+    agent: ModuleType, tmp_path: Path, store: FtpStore, certs: Certs, site: Path, mariadb: MariaDB,
+    wiki_reset: None,
+) -> None:  # fmt: skip
+    """An old mariadb client that lacks --sandbox never loads a dump: configuration error."""
+    config = backed_up_with_databases(agent, tmp_path, store, certs, site, mariadb, ["wiki"])
+    old = write_exec(
+        tmp_path / "old-mariadb",
+        "#!/bin/sh\necho \"mariadb: unknown option '--sandbox'\" >&2\nexit 7\n",
+    )
+    older = dataclasses.replace(config, tools={"mariadb": str(old)})
+    databases = mariadb.sql("SHOW DATABASES")
+    root = str(mariadb.root_defaults)
+    everything = request(agent, tmp_path, files=None, in_place=True, mysql_defaults_file=root)
+    outcome = agent.restore(older, everything)
+    assert (outcome.reason, outcome.exit_code) == ("config", 2), outcome.message
+    assert "--sandbox" in outcome.message
+    assert mariadb.sql("SHOW DATABASES") == databases
+
+
+def test_in_place_restore_on_another_file_system(
+    agent: ModuleType, tmp_path: Path, store: FtpStore, certs: Certs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A site on another file system than the restore folder (/dev/shm here): the files wait in
+    a private folder on the site's own file system, then move into place; nothing is left."""
+    shm = Path("/dev/shm")
+    if os.stat(shm).st_dev == os.stat(tmp_path).st_dev:
+        pytest.skip("/dev/shm is on the same file system here")
+    base = Path(tempfile.mkdtemp(prefix="vpsfleet-site-", dir=shm))
+    try:
+        site = base / "data" / "www"
+        (site / "blog").mkdir(parents=True)
+        (site / "blog" / "post.html").write_text("<p>on tmpfs</p>\n")
+        config = make_config(agent, tmp_path, store, certs, site)
+        backed_up(agent, config)
+        (site / "blog" / "post.html").write_text("defaced")
+        before = set(shm.iterdir())
+        stages: list[str] = []
+        real_mkdtemp = tempfile.mkdtemp
+
+        def mkdtemp(prefix: str = "", dir: str | None = None) -> str:
+            if prefix.startswith(".vpsfleet-restore"):
+                stages.append(str(dir))
+            return real_mkdtemp(prefix=prefix, dir=dir)
+
+        monkeypatch.setattr(agent.tempfile, "mkdtemp", mkdtemp)
+        outcome = agent.restore(config, request(agent, tmp_path, databases=None, in_place=True))
+        assert outcome.reason == "ok", outcome.message
+        assert stages == [str(shm)]  # the top of the site's file system that only root changes
+        assert (site / "blog" / "post.html").read_text() == "<p>on tmpfs</p>\n"
+        assert set(shm.iterdir()) == before  # the private folder is gone
+        kept = Path(outcome.replaced["files"]) / str(site).lstrip("/") / "blog" / "post.html"
+        assert kept.read_text() == "defaced"  # copied across file systems, then removed here
+    finally:
+        shutil.rmtree(base, ignore_errors=True)

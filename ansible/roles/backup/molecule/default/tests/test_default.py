@@ -5,9 +5,13 @@ next run (issue 6, M18-M24)."""
 
 from __future__ import annotations
 
+import base64
 import email
 import email.policy
+import hashlib
+import hmac
 import json
+import os
 import re
 import shlex
 import subprocess
@@ -15,6 +19,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from email.message import EmailMessage
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -31,7 +36,7 @@ OPERATIONS = "ops@test.example.net"
 CONFIG = "/etc/vpsfleet-backup/config.json"
 STATUS = "/var/lib/vpsfleet-backup/status.json"
 METRICS = "/var/lib/prometheus/node-exporter/vpsfleet_backup.prom"
-SET_NAME = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+SET_NAME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")  # fullmatch: ASCII digits, no newline
 # Everything the round trip compares: rows, and the definitions of the view, trigger and event.
 DB_QUERIES = {
     "items": "SELECT id, HEX(name), price, HEX(photo) FROM {db}.items ORDER BY id",
@@ -59,7 +64,7 @@ def store() -> Any:
 def failure_mail_files(reason: str) -> list[str]:
     """The sink's mails about a failure for `reason` (one command, however many mails)."""
     found = other("backup-role-sink").run(
-        f"grep -l -E '^X-Vpsfleet-Backup-Reason: {reason}\\r?$' {MAILDIR}/* 2>/dev/null"
+        f"grep -l -x -E 'X-Vpsfleet-Backup-Reason: {reason}\\r?' {MAILDIR}/* 2>/dev/null"
     )
     return sorted(found.stdout.split())
 
@@ -107,7 +112,7 @@ def assert_sets_complete() -> None:
     """Every folder named like a night checks against its SHA256SUMS; anything else is a
     `.partial` leftover, never mistaken for a set."""
     for entry in store_entries():
-        if SET_NAME.match(entry):
+        if SET_NAME.fullmatch(entry):
             check = store().run(f"cd {FOLDER}/{entry} && sha256sum -c --strict SHA256SUMS")
             assert check.rc == 0, check.stdout + check.stderr
         else:
@@ -173,6 +178,37 @@ def test_secrets_are_root_only(host: Any) -> None:
     for path in (CONFIG, "/etc/vpsfleet-backup/store.password", "/etc/vpsfleet-backup/my.cnf"):
         f = host.file(path)
         assert (f.user, f.group, f.mode) == ("root", "root", 0o600), path
+
+
+def test_work_and_restore_folders_are_root_only(host: Any) -> None:
+    """The agent refuses a folder that is a link, someone else's or open to others (issue 10,
+    #3): the role makes them root's, 0700, and the configuration names them."""
+    for path in (
+        "/var/tmp/vpsfleet-backup",
+        "/var/lib/vpsfleet-backup/restore",
+        "/var/lib/vpsfleet-backup/replaced",
+    ):
+        f = host.file(path)
+        assert f.is_directory and not f.is_symlink, path
+        assert (f.user, f.group, f.mode) == ("root", "root", 0o700), path
+    config = json.loads(host.file(CONFIG).content_string)
+    assert config["restore_dir"] == "/var/lib/vpsfleet-backup/restore"
+    assert config["replaced_dir"] == "/var/lib/vpsfleet-backup/replaced"
+    assert config["retention_minimum_sets"] == 3
+
+
+def test_store_password_comes_from_the_identity_not_the_name(host: Any) -> None:
+    """The store accepted the guest (the first run published), and the password the guest holds
+    is the one derived from "<name>@<created date>", not from the name alone (issue 10, #5)."""
+    secret = (Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "backup-secret").read_text().strip()
+
+    def derive(purpose: str, name: str) -> str:  # plugins/filter/vpsfleet_secrets.py
+        mac = hmac.new(secret.encode(), f"{purpose}:{name}".encode(), hashlib.sha256).digest()
+        return base64.b32encode(mac).decode().rstrip("=").lower()[:32]
+
+    held = host.file("/etc/vpsfleet-backup/store.password").content_string.strip()
+    assert held == derive("backup-write", "backup-role-guest@2026-01-01")
+    assert held != derive("backup-write", GUEST)
 
 
 def test_backup_user_has_exactly_the_read_privileges(host: Any) -> None:
