@@ -1,4 +1,11 @@
-"""Suite-wide hooks: the per-part timing table printed at the end of every run.
+"""Suite-wide hooks: how the suite is spread over two processes, and the per-part timing table
+printed at the end of every run.
+
+Two workers (pytest-xdist, `--dist loadgroup`, set in pyproject.toml): the Molecule scenarios
+spend much of their time waiting on containers booting and on SSH round trips, so two of them
+run side by side; everything else (unit, property, real-server and libvirt tests) stays in one
+group on one worker, in its usual order, since several of those start servers of their own.
+The longest scenario (the whole site) is handed out first so that it does not finish alone.
 
 A part is a folder of tests/ (`fleet`, `backup`, ...), and each Molecule scenario on its own, since
 those are what the suite's time budget is spent on (CI has 90 minutes; the suite must stay within
@@ -30,6 +37,23 @@ def part_of(nodeid: str) -> str:
     return folder
 
 
+SERIAL_GROUP = "serial"
+FIRST_SCENARIO = "[.:site]"
+
+
+def is_scenario(item: pytest.Item) -> bool:
+    return "test_molecule_scenario[" in item.nodeid
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if not is_scenario(item):
+            item.add_marker(pytest.mark.xdist_group(SERIAL_GROUP))
+    # Stable sort: the site scenario, then the serial group, then the other scenarios.
+    items.sort(key=lambda item: 0 if item.nodeid.endswith(FIRST_SCENARIO) else 2 if is_scenario(item) else 1)
+
+
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     part = part_of(report.nodeid)
     _SECONDS[part] += report.duration
@@ -47,7 +71,7 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         terminalreporter.write_line(f"{part:<45} {_COUNTS[part]:>5} tests {seconds / 60:>7.1f} min")
     terminalreporter.write_line(f"{'pytest wall clock':<45} {'':>11} {wall / 60:>7.1f} min")
     target = os.environ.get("VPSFLEET_TIMING")
-    if target:
+    if target and not hasattr(terminalreporter.config, "workerinput"):  # the controller only
         with open(target, "a", encoding="utf-8") as out:
             for part, seconds in rows:
                 out.write(json.dumps({"part": f"pytest {part}", "seconds": round(seconds, 1)}) + "\n")

@@ -32,7 +32,7 @@ def test_molecule_scenario(project: str, scenario: str, tmp_path: Path) -> None:
             stdout=out,
             stderr=subprocess.STDOUT,
             env={**os.environ, "VPSFLEET_ROOT": str(REPO), "NO_COLOR": "1"},
-            timeout=1200,
+            timeout=2400,  # two scenarios share the machine (tests/conftest.py)
         )
     if result.returncode != 0:
         pytest.fail(f"molecule test failed for {project}:{scenario}:\n{log.read_text()[-8000:]}")
