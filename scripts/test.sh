@@ -9,9 +9,11 @@ trap 'rm -f "$timing"' EXIT
 export VPSFLEET_TIMING="$timing"
 start=$SECONDS
 bash scripts/lint.sh
+# Two workers (docs/test-suite.md): Molecule scenarios side by side, the rest in one group. Not in
+# pyproject's addopts, which the scenarios' own testinfra runs read too and must stay in order.
 # Extra pytest arguments may be passed through, e.g. `scripts/test.sh -k fleet`.
 status=0
-.venv/bin/pytest "$@" || status=$?
+.venv/bin/pytest -n 2 --dist loadgroup "$@" || status=$?
 printf '{"part": "make test (wall clock)", "seconds": %d}\n' "$((SECONDS - start))" >>"$timing"
 .venv/bin/python -m tests.timing_table "$timing"
 exit "$status"

@@ -1,7 +1,7 @@
 """Suite-wide hooks: how the suite is spread over two processes, and the per-part timing table
 printed at the end of every run.
 
-Two workers (pytest-xdist, `--dist loadgroup`, set in pyproject.toml): the Molecule scenarios
+Two workers (pytest-xdist, `-n 2 --dist loadgroup`, given by scripts/test.sh): the Molecule scenarios
 spend much of their time waiting on containers booting and on SSH round trips, so two of them
 run side by side; everything else (unit, property, real-server and libvirt tests) stays in one
 group on one worker, in its usual order, since several of those start servers of their own.
