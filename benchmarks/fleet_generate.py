@@ -18,6 +18,7 @@ def fleet_text(guests: int) -> str:
         "provider:",
         "  name: Bench",
         "  operations_email: ops@bench.example.net",
+        "  support_email: support@bench.example.net",
         "  relay: {host: relay.bench.example.net, port: 587}",
         "  operators: [{name: ops, ssh_keys: [ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBENCH ops]}]",
         "  management_networks: [10.0.0.0/30]",  # gateway and resolver of dc0: no machine there

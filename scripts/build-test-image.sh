@@ -31,6 +31,7 @@ packages=(
   python3-aiosmtpd
   lftp pigz zstd mariadb-server mariadb-client python3-pymysql
   proftpd-core proftpd-mod-crypto
+  prometheus prometheus-alertmanager prometheus-blackbox-exporter
 )
 
 recipe_hash="$( { cat "$0"; echo "$mirror"; } | sha256sum | cut -c1-12)"
@@ -94,6 +95,9 @@ chroot "$root" systemctl disable postfix.service >/dev/null 2>&1 || true
 # The database and FTP servers are there for the guests and stores that use them (their roles or
 # scenarios enable them); every other container boots without their cost.
 chroot "$root" systemctl disable mariadb.service proftpd.service >/dev/null 2>&1 || true
+# Likewise the monitor's Prometheus, Alertmanager and blackbox exporter (role monitor enables them).
+chroot "$root" systemctl disable prometheus.service prometheus-alertmanager.service \
+  prometheus-blackbox-exporter.service >/dev/null 2>&1 || true
 echo "en_US.UTF-8 UTF-8" >"$root/etc/locale.gen"
 chroot "$root" locale-gen >/dev/null
 chroot "$root" passwd -l root >/dev/null

@@ -17,6 +17,7 @@ from vpsfleet.schema import (
     Guest,
     GuestState,
     HypervisorHost,
+    MaintenanceWindow,
     Monitor,
     Offer,
     Plan,
@@ -43,6 +44,7 @@ class Fleet:
     backup_stores: list[BackupStore] = field(default_factory=list)
     monitors: list[Monitor] = field(default_factory=list)
     quarantine: list[QuarantinedAddress] = field(default_factory=list)
+    maintenance: list[MaintenanceWindow] = field(default_factory=list)
     # For each section, the index in the file of each parsed item (items that failed to parse
     # are absent from the lists above, so positions are kept to report problems where they are).
     positions: dict[str, list[int]] = field(default_factory=dict)

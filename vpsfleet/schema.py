@@ -122,6 +122,7 @@ class MailRelay(Strict):
 class Provider(Strict):
     name: Line
     operations_email: Email
+    support_email: Email  # where the monitor's alerts open tickets (M16)
     relay: MailRelay
     operators: list[Operator] = Field(min_length=1)
     # The provider's management path: what a suspended guest may still talk to (M7). No
@@ -342,6 +343,27 @@ class Monitor(Strict):
     address: MachineAddress
 
 
+class MaintenanceWindow(Strict):
+    """Planned maintenance (M27: excluded from the SLA): a window, what it covers, why."""
+
+    start: Instant
+    end: Instant
+    # Guest, host or dedicated server names, datacenter codes, or "all" (checked in validate.py).
+    scope: list[Hostname] = Field(min_length=1, max_length=1000)
+    reason: Line
+
+    @model_validator(mode="after")
+    def _a_window(self) -> MaintenanceWindow:
+        for name, moment in (("start", self.start), ("end", self.end)):
+            if moment.tzinfo is None:
+                raise ValueError(f"{name} must say its time zone (2026-11-23T02:00:00Z or "
+                                 "+01:00): a maintenance window is announced to customers")
+        if self.end <= self.start:
+            raise ValueError(f"end {self.end.isoformat()} is not after start "
+                             f"{self.start.isoformat()}")
+        return self
+
+
 # The top-level sections: list sections are validated item by item so that one bad guest does
 # not hide the problems of the others.
 LIST_SECTIONS: dict[str, type[BaseModel]] = {
@@ -355,6 +377,7 @@ LIST_SECTIONS: dict[str, type[BaseModel]] = {
     "backup_stores": BackupStore,
     "monitors": Monitor,
     "quarantine": QuarantinedAddress,
+    "maintenance": MaintenanceWindow,
 }
 MAPPING_SECTIONS: dict[str, type[BaseModel]] = {"policy": Policy, "provider": Provider}
 REQUIRED_SECTIONS = ("environment", "provider", "datacenters", "hosts", "plans", "offers")

@@ -37,6 +37,34 @@ def cross_check(
     problems += _capacity(fleet)
     problems += _backup_stores(fleet)
     problems += _accounts(fleet)
+    problems += _maintenance(fleet)
+    return problems
+
+
+MAINTENANCE_ALL = "all"
+
+
+def _maintenance(fleet: Fleet) -> list[Problem]:
+    """A maintenance window's scope names machines, hosts or datacenters that exist (a typo
+    would leave an outage counted against the provider, or a window silently covering nothing)."""
+    problems = []
+    known = (
+        {g.name for g in fleet.guests}
+        | {h.name for h in fleet.hosts}
+        | {d.name for d in fleet.dedicated_servers}
+        | {d.code for d in fleet.datacenters}
+    )
+    invalid = set().union(*(fleet.declared_invalid.get(s, set()) for s in
+                            ("guests", "hosts", "dedicated_servers", "datacenters")))
+    for i, window in enumerate(fleet.maintenance):
+        at = fleet.where("maintenance", i)
+        for j, name in enumerate(window.scope):
+            if name == MAINTENANCE_ALL or name in known or name in invalid:
+                continue
+            problems.append(
+                Problem(item_path("maintenance", at, "scope", j),
+                        f"{name!r} is no guest, host, dedicated server or datacenter (or all)")
+            )
     return problems
 
 

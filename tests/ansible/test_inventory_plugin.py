@@ -217,3 +217,51 @@ def test_retention_never_goes_below_the_policys_minimum_count(inventory_of: Inve
     web = hostvars(inventory_of("lab"), "alpha-web")
     assert web["vpsfleet_backup"]["retention_minimum_sets"] == 3
     assert web["vpsfleet_policy_backup"]["retention_minimum_sets"] == 3
+
+
+def test_lab_monitor_watches_managed_exporters_and_pings_every_active_guest(
+    inventory_of: Inventory,
+) -> None:
+    """M16: the managed guests' node exporters; M26: a PING of every active guest."""
+    monitor = hostvars(inventory_of("lab"), "labmon1")
+    assert monitor["vpsfleet_support_email"] == "support@lab.example.net"
+    targets = monitor["vpsfleet_monitor_targets"]
+    assert targets["node"] == [
+        {"guest": "alpha-app", "customer": "c-alpha", "address": "198.51.100.11"},
+        {"guest": "alpha-web", "customer": "c-alpha", "address": "198.51.100.10"},
+    ]
+    assert {(t["name"], t["kind"], t["customer"], t["address"]) for t in targets["icmp"]} == {
+        ("alpha-app", "guest", "c-alpha", "198.51.100.11"),
+        ("alpha-web", "guest", "c-alpha", "198.51.100.10"),
+        ("bravo-dev", "guest", "c-bravo", "198.51.100.13"),
+        ("bravo-vps", "guest", "c-bravo", "198.51.100.12"),
+    }
+    # Only monitors carry them.
+    assert "vpsfleet_monitor_targets" not in hostvars(inventory_of("lab"), "alpha-web")
+
+
+def test_production_monitor_pings_active_guests_and_delivered_servers_only(
+    inventory_of: Inventory,
+) -> None:
+    fleet = load_fleet(REPO / "inventories" / "example-production" / "fleet.yml")
+    inv = inventory_of("example-production")
+    active = {g.name: g for g in fleet.guests if g.state.value == "active" and g.ipv4}
+    delivered = {s.name: s for s in fleet.dedicated_servers if s.ipv4 and s.delivered_on}
+    assert len(delivered) < len(fleet.dedicated_servers), "the example has an undelivered server"
+    assert fleet.monitors
+    for monitor in fleet.monitors:
+        variables = hostvars(inv, monitor.name)
+        assert variables["vpsfleet_support_email"] == fleet.provider.support_email
+        targets = variables["vpsfleet_monitor_targets"]
+        icmp = {(t["kind"], t["name"]): t for t in targets["icmp"]}
+        assert set(icmp) == {("guest", n) for n in active} | {("server", n) for n in delivered}
+        for name, guest in active.items():
+            assert icmp["guest", name]["address"] == str(guest.ipv4)
+            assert icmp["guest", name]["customer"] == guest.customer
+        for name, server in delivered.items():
+            assert icmp["server", name]["address"] == str(server.ipv4)
+        managed = {
+            n for n, g in active.items()
+            if (o := fleet.offer(g.offer)) is not None and o.kind.value == "managed_vps"
+        }  # fmt: skip
+        assert managed and {t["guest"] for t in targets["node"]} == managed

@@ -90,8 +90,8 @@ def test_every_command_refuses_the_file_with_located_problems(
     assert "Traceback" not in err
     first = err.splitlines()[0]
     assert first.startswith(f"{minimal_copy}: ")
-    assert ("guests[1].ipv4: duplicate key 'ipv4' at line 39, column 130" in first
-            or "guests[0].host: YAML anchor &h at line 38, column 84" in first)
+    assert ("guests[1].ipv4: duplicate key 'ipv4' at line 40, column 130" in first
+            or "guests[0].host: YAML anchor &h at line 39, column 84" in first)
     assert minimal_copy.read_bytes() == before
 
 
@@ -100,7 +100,7 @@ def test_an_edit_of_a_file_that_changed_underneath_is_a_problem(minimal_copy: Pa
     with pytest.raises(FleetInvalid) as caught:
         load_document(minimal_copy)
     [problem] = caught.value.problems
-    assert problem.message.startswith("cannot edit at line 39, column 130: ")
+    assert problem.message.startswith("cannot edit at line 40, column 130: ")
 
 
 def test_an_edit_never_writes_anchors() -> None:

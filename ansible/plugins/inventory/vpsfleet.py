@@ -36,6 +36,11 @@ description:
   - A store's C(vpsfleet_store_guests) lists the guests it keeps (terminated ones too, with their
     termination date, for erasure) and C(vpsfleet_store_customers) the customers with their
     read-only account's guests and quota. Each item has its C(identity).
+  - A monitor's C(vpsfleet_monitor_targets) holds what it watches (M16, M26) -
+    C(node), the node exporters of the active managed guests with an address
+    (C(guest), C(customer), C(address)), and C(icmp), every active guest and every delivered
+    dedicated server with an address (C(name), C(kind) guest or server, C(customer),
+    C(address)). Its C(vpsfleet_support_email) is where alerts open tickets.
 options:
   plugin:
     description: the name of this plugin, to recognise the source file.
@@ -154,12 +159,44 @@ class InventoryModule(BaseInventoryPlugin):  # type: ignore[misc]
                     **self._store_accounts(fleet, store),
                 },
             )
+        targets = self._monitor_targets(fleet) if fleet.monitors else {}
         for monitor in fleet.monitors:
             self._host(
                 monitor.name,
                 ["monitors", group_name("dc", monitor.datacenter)],
-                {"ansible_host": str(monitor.address), "vpsfleet_datacenter": monitor.datacenter},
+                {
+                    "ansible_host": str(monitor.address),
+                    "vpsfleet_datacenter": monitor.datacenter,
+                    "vpsfleet_monitor_targets": targets,
+                    "vpsfleet_support_email": fleet.provider.support_email,
+                },
             )
+
+    def _monitor_targets(self, fleet: Any) -> dict[str, list[dict[str, Any]]]:
+        """What every monitor watches: the node exporters of the managed guests (M16) and a
+        PING of every machine a customer is promised availability on (M26). Suspended guests
+        are cut off (M7) and undelivered servers are still being installed: neither is probed."""
+        node: list[dict[str, Any]] = []
+        icmp: list[dict[str, Any]] = []
+        for guest in fleet.guests:
+            if guest.state.value != "active" or guest.ipv4 is None:
+                continue
+            entry = {"customer": guest.customer, "address": str(guest.ipv4)}
+            icmp.append({"name": guest.name, "kind": "guest", **entry})
+            offer = fleet.offer(guest.offer)
+            if offer is not None and KIND_GROUPS[offer.kind.value] == "managed":
+                node.append({"guest": guest.name, **entry})
+        for server in fleet.dedicated_servers:
+            if server.ipv4 is None or server.delivered_on is None:
+                continue
+            icmp.append(
+                {"name": server.name, "kind": "server", "customer": server.customer,
+                 "address": str(server.ipv4)}
+            )
+        return {
+            "node": sorted(node, key=lambda t: t["guest"]),
+            "icmp": sorted(icmp, key=lambda t: (t["kind"], t["name"])),
+        }
 
     def _store_accounts(self, fleet: Any, store: Any) -> dict[str, Any]:
         """What a store keeps: one folder and write account per backed-up guest, one read-only
