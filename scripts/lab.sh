@@ -3,10 +3,10 @@
 #   1. validates the fleet file;  2. builds what is missing (podman set-up, the test image);
 #   3. makes the lab network: a network namespace of its own (nothing leaves it) holding one
 #      podman network per address pool in use, with the pool's gateway;
-#   4. starts one systemd container per guest at its fixed IPv4, and the mail sink at the
-#      address the fleet reserves for the relay;
+#   4. starts one systemd container per guest, store and monitor at its fixed IPv4, and the
+#      mail sink at the address the fleet reserves for the relay;
 #   5. new guests get the lab operator's key (what cloud-init does in production); site.yml is
-#      applied over SSH through ansible-runner (stores included), then new unmanaged guests are
+#      applied over SSH through ansible-runner (stores and monitors included), then new unmanaged guests are
 #      handed over (playbooks/handover.yml);  6. runs a backup of the managed guests and verifies
 #      it;  7. prints what runs where and how to reach it.
 # Running it again only starts what is missing and re-applies site.yml (which changes nothing).
@@ -68,9 +68,17 @@ for store in fleet.backup_stores:
         sys.exit(f"the backup store {store.name} ({store.address}) is outside every lab pool")
     pools[found_store[1].name] = found_store[1]
     stores.append(f"{store.name}:{store.address}:{found_store[1].name}:provider:backup-store")
+monitors = []
+for monitor in fleet.monitors:
+    found_monitor = fleet.pool_of(monitor.address)
+    if found_monitor is None:
+        sys.exit(f"the monitor {monitor.name} ({monitor.address}) is outside every lab pool")
+    pools[found_monitor[1].name] = found_monitor[1]
+    monitors.append(f"{monitor.name}:{monitor.address}:{found_monitor[1].name}:provider:monitor")
 print("pools=(" + " ".join(shlex.quote(f"{p.name}:{p.network}:{p.gateway}") for p in pools.values()) + ")")
 print("guests=(" + " ".join(shlex.quote(g) for g in guests) + ")")
 print("stores=(" + " ".join(shlex.quote(s) for s in stores) + ")")
+print("monitors=(" + " ".join(shlex.quote(m) for m in monitors) + ")")
 print(f"sink_pool={found[1].name}")
 print(f"relay_host={shlex.quote(fleet.provider.relay.host)}")
 PY
@@ -97,7 +105,7 @@ start_container() {
   local name=$1 hostname=$2 pool=$3 ipv4=$4
   if ! podman container exists "$name"; then
     in_lab podman run -d --name "$name" --hostname "$hostname" --label vpsfleet-lab=1 \
-      --network "vpsfleet-lab-$pool" --ip "$ipv4" --systemd=always --cap-add NET_ADMIN \
+      --network "vpsfleet-lab-$pool" --ip "$ipv4" --systemd=always --cap-add NET_ADMIN --cap-add NET_RAW \
       "$image" /sbin/init >/dev/null
     echo new
   elif [[ "$(podman container inspect -f '{{.State.Running}}' "$name")" != true ]]; then
@@ -108,7 +116,7 @@ start_container() {
 step "containers"
 new_guests=()
 new_unmanaged=()
-for guest in "${guests[@]}" "${stores[@]}" "mailsink:$sink_ipv4:$sink_pool:provider:lab"; do
+for guest in "${guests[@]}" "${stores[@]}" "${monitors[@]}" "mailsink:$sink_ipv4:$sink_pool:provider:lab"; do
   IFS=: read -r name ipv4 pool who offer <<<"$guest"
   if [[ "$(start_container "lab-$name" "$name" "$pool" "$ipv4")" == new ]]; then
     echo "  lab-$name: created at $ipv4"
@@ -204,11 +212,12 @@ done
 
 step "the lab"
 printf '%-12s %-16s %-18s %-9s %s\n' NAME IPV4 OFFER STATE "HOW TO REACH IT"
-for guest in "${guests[@]}" "${stores[@]}" "mailsink:$sink_ipv4:$sink_pool:provider:mail-sink"; do
+for guest in "${guests[@]}" "${stores[@]}" "${monitors[@]}" "mailsink:$sink_ipv4:$sink_pool:provider:mail-sink"; do
   IFS=: read -r name ipv4 pool who offer <<<"$guest"
   state="$(podman container inspect -f '{{.State.Status}}' "lab-$name" 2>/dev/null || echo absent)"
   case "$who:$offer" in
     *:backup-store) how="podman exec lab-$name ls /srv/vpsfleet-backup  (FTPS: customer id and its derived password)" ;;
+    *:monitor) how="nsenter --net=/run/netns/$netns ssh -L 9090:127.0.0.1:9090 -i $key root@$ipv4  (Prometheus on its loopback)" ;;
     *:mail-sink) how="podman exec lab-mailsink ls /var/mail/sink/new  ($(podman exec lab-mailsink sh -c 'ls /var/mail/sink/new | wc -l') mails)" ;;
     provider:*) how="nsenter --net=/run/netns/$netns ssh -i $key root@$ipv4" ;;
     *) how="handed over: the customer's keys only (podman exec -it lab-$name bash)" ;;
