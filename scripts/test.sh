@@ -13,7 +13,7 @@ bash scripts/lint.sh
 # pyproject's addopts, which the scenarios' own testinfra runs read too and must stay in order.
 # Extra pytest arguments may be passed through, e.g. `scripts/test.sh -k fleet`.
 status=0
-.venv/bin/pytest -n 2 --dist loadgroup "$@" || status=$?
+.venv/bin/pytest -n 2 "$@" || status=$?
 printf '{"part": "make test (wall clock)", "seconds": %d}\n' "$((SECONDS - start))" >>"$timing"
 .venv/bin/python -m tests.timing_table "$timing"
 exit "$status"

@@ -1,7 +1,7 @@
 """Suite-wide hooks: how the suite is spread over two processes, and the per-part timing table
 printed at the end of every run.
 
-Two workers (pytest-xdist, `-n 2 --dist loadgroup`, given by scripts/test.sh): the Molecule scenarios
+Two workers (pytest-xdist, `-n 2`, given by scripts/test.sh): the Molecule scenarios
 spend much of their time waiting on containers booting and on SSH round trips, so two of them
 run side by side; everything else (unit, property, real-server and libvirt tests) stays in one
 group on one worker, in its usual order, since several of those start servers of their own.
@@ -19,6 +19,7 @@ import os
 import time
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -41,17 +42,28 @@ SERIAL_GROUP = "serial"
 FIRST_SCENARIO = "[.:site]"
 
 
-def is_scenario(item: pytest.Item) -> bool:
-    return "test_molecule_scenario[" in item.nodeid
+def is_scenario(nodeid: str) -> bool:
+    return "test_molecule_scenario[" in nodeid
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        if not is_scenario(item):
-            item.add_marker(pytest.mark.xdist_group(SERIAL_GROUP))
     # Stable sort: the site scenario, then the serial group, then the other scenarios.
-    items.sort(key=lambda item: 0 if item.nodeid.endswith(FIRST_SCENARIO) else 2 if is_scenario(item) else 1)
+    def rank(item: pytest.Item) -> int:
+        return 0 if item.nodeid.endswith(FIRST_SCENARIO) else 2 if is_scenario(item.nodeid) else 1
+
+    items.sort(key=rank)
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """Units of work: each Molecule scenario, and every other test together (`serial`). Written
+    as a scheduler because xdist 3.8's `--dist loadgroup` renames items in a way pytest 9 ignores."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class SuiteScheduling(LoadScopeScheduling):  # type: ignore[misc]  # xdist is untyped
+        def _split_scope(self, nodeid: str) -> str:
+            return nodeid if is_scenario(nodeid) else SERIAL_GROUP
+
+    return SuiteScheduling(config, log)
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
