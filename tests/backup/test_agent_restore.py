@@ -339,6 +339,15 @@ HOSTILE_DUMPS = {
     "source": "source {marker}",
     "backslash before a closing backtick": "SELECT 1 AS `a\\`; \\! touch {marker}",
     "sql_mode trick": "SET sql_mode='NO_BACKSLASH_ESCAPES';\nSELECT 'a\\'; \\! touch {marker}",
+    # The classes the real client runs and an earlier screen missed (tests/backup/test_dump_screen.py).
+    "command after a statement on the same line": "SELECT 1; system touch {marker};",
+    "source after a statement on the same line": "SELECT 1 /* c */; source {marker}",
+    "dashes first in a statement": "--'\n\\! touch {marker}",
+    "a comment inside /*!": "/*!40101 /* */ ' */\n\\! touch {marker}",
+    "a procedure that changes the mode": (
+        "CREATE PROCEDURE p1() SET sql_mode='NO_BACKSLASH_ESCAPES';\nCALL p1();\n"
+        "SELECT 'a\\' \\! touch {marker}"
+    ),
 }
 
 
@@ -350,7 +359,7 @@ def hostile_set(
     appear); the live `wiki` has a row the set does not."""
     config = backed_up_with_databases(agent, tmp_path, store, certs, site, mariadb, ["wiki"])
     marker = tmp_path / "pwned"
-    if payload.startswith("source"):
+    if "source" in payload:
         marker.with_suffix(".sql").write_text(f"SELECT 1; \\! touch {marker}\n")
         payload = payload.replace("{marker}", str(marker.with_suffix(".sql")))
     dump = store.home / SET / "db" / "wiki.sql.gz"
@@ -611,9 +620,7 @@ def test_in_place_keeps_the_live_database_and_files_under_dated_names(
     the files it replaces in <replaced_dir>/<stamp>/; the result says where (issue 10, #11)."""
     config = backed_up_with_databases(agent, tmp_path, store, certs, site, mariadb, ["wiki"])
     mariadb.sql("INSERT INTO page VALUES ('Vivante'); CREATE TABLE later (x INT);", "wiki")
-    mariadb.sql(
-        "CREATE EVENT tidy ON SCHEDULE EVERY 1 DAY DO DELETE FROM page WHERE title = 'x';", "wiki"
-    )
+    mariadb.sql("CREATE EVENT tidy ON SCHEDULE EVERY 1 DAY DO DELETE FROM page WHERE title = 'x';", "wiki")
     (site / "shop" / "index.php").write_text("edited after the backup")
     now = dt.datetime(2026, 11, 24, 9, 30)
     everything = request(

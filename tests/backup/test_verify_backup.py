@@ -4,9 +4,10 @@ reason, when a byte is flipped or a dump is cut short; dumps load into a scratch
 gone afterwards; the metric keeps the last success.
 
 A set is hostile input (issue 10, #1): a dump that carries a client command (`\\!`, `system`, a
-DELIMITER trick) is refused before anything loads, and even without that screen the sandbox
-(`mariadb --sandbox --binary-mode`, an unprivileged account, no file import or export) runs
-nothing; the marker the commands would write stays absent."""
+DELIMITER trick, a command after a statement, a SQL mode spelt to hide it) is refused before
+anything loads by the agent's screen (the verifier has no screen of its own), and even without
+that screen the sandbox (`mariadb --sandbox --binary-mode`, an unprivileged account, no file
+import or export) runs nothing; the marker the commands would write stays absent."""
 
 from __future__ import annotations
 
@@ -150,13 +151,19 @@ def test_good_set_passes_then_damage_fails(
 
 def hostile_payloads(markers: Path) -> dict[str, str]:
     """What a customer who is root on the guest could slip into a dump: each would touch its
-    marker if the client ran it."""
+    marker if the client ran it (the real client's verdicts: tests/backup/test_dump_screen.py)."""
+    source = markers.parent / "source.sql"
+    source.write_text(f"\\! touch {markers}/source\n")
     return {
         "bang": f"\\! touch {markers}/bang\n",
         "system": f"system touch {markers}/system\n",
         "statement": f"SELECT 1; system touch {markers}/statement;\n",
         # The quote as delimiter: a screen that tracks quotes would think the next line is data.
         "delimiter": f"DELIMITER '\nSELECT 1'\n\\! touch {markers}/delimiter\nDELIMITER ;\n",
+        "source": f"SELECT 1 /* c */; source {source}\n",
+        # NO_BACKSLASH_ESCAPES spelt so that no keyword shows: the client then ends 'a\' early.
+        "mode": "SET @m = CONCAT('NO_BACKSLASH', '_ESCAPES');\nSET sql_mode = @m;\n"
+        f"SELECT 'a\\'; \\! touch {markers}/mode\n",
     }
 
 
@@ -248,64 +255,47 @@ def test_the_sandbox_holds_without_the_screen(
     assert list((outside / "scratch").iterdir()) == []
 
 
-@pytest.mark.parametrize("chunk", [1, 7, 1 << 20])
-def test_the_screen_passes_real_dumps_and_finds_every_client_command(
-    verifier: ModuleType, mariadb: MariaDB, chunk: int
+def test_the_verifier_screens_with_the_agents_screen(
+    verifier: ModuleType, agent: ModuleType, tmp_path: Path, mariadb: MariaDB
 ) -> None:
-    """A real dump (a trigger with DELIMITER ;;, a routine, an event, binary data, quotes and
-    backslashes in strings) passes in any chunking; each way to reach a client command does not."""
-    mariadb.sql(
-        "CREATE DATABASE IF NOT EXISTS screen; USE screen;"
-        "CREATE TABLE IF NOT EXISTS t (a TEXT, `delimiter` INT);"
-        "INSERT INTO t VALUES ('l\\'été \\\\! x\\nsystem y; \\\\. /etc/passwd', 1), ('a;b\\\\', 2);"
-    )
+    """One screen: the verifier has none of its own and refuses with the agent's findings (its
+    cases, checked against the real client: tests/backup/test_dump_screen.py); a real dump
+    passes; a dump cut short is reported as such."""
+    assert not hasattr(verifier, "DumpScreen")
     good = subprocess.run(
         ["mariadb-dump", f"--defaults-extra-file={mariadb.root_defaults}", "--routines", "--events",
-         "--triggers", "--hex-blob", "--databases", "shop", "screen"],
+         "--triggers", "--hex-blob", "shop"],
         capture_output=True, check=True,
     ).stdout  # fmt: skip
-    good = b"\n".join(line for line in good.split(b"\n") if not line.upper().startswith(b"USE "))
+    args = argparse.Namespace(customer="c1", guest="g1", host="localhost", ca_file="/dev/null")
+    sandbox = verifier.Sandbox(RUN_AS, "off")
+    unpack = verifier.agent_config(agent, args)
+    work = tmp_path / "work"
+    work.mkdir()
+    work.chmod(0o755)
 
-    def screened(data: bytes) -> str | None:
-        screen = verifier.DumpScreen()
-        for start in range(0, len(data), chunk):
-            screen.feed(data[start : start + chunk])
-        screen.finish()
-        problem: str | None = screen.problem
-        return problem
+    def screened(name: str, data: bytes) -> str | None:
+        path = work / f"{name}.sql.gz"
+        path.write_bytes(gzip.compress(data))
+        path.chmod(0o644)
+        reason, size = verifier.screen_dump(
+            agent, sandbox, agent.decompressor(unpack, path.name), path, f"db/{path.name}", 60.0
+        )
+        assert size == len(data) or reason is not None  # a refusal stops reading
+        result: str | None = reason
+        return result
 
-    assert screened(good) is None
-    refused = {
-        "\\! ls\n": "`\\!`",
-        "SELECT 1;\n  SyStEm ls\n": "`system`",
-        "SELECT 1 /* c */; source /etc/passwd\n": "`source`",
-        "\\. /etc/passwd\n": "`\\.`",
-        "tee /tmp/x\n": "`tee`",
-        "\\T /tmp/x\n": "`\\T`",
-        "pager sh\n": "`pager`",
-        "\\P sh\n": "`\\P`",
-        "connect shop 192.0.2.1\n": "`connect`",
-        "quit\n": "`quit`",
-        "--\\! ls\n": "`\\!`",  # `--` without a blank after it is no comment
-        "/*!40101 \\! ls */;\n": "`\\!`",  # executable comments are read as SQL
-        "SELECT `a\\`;\n\\! ls\n`;\n": "`\\!`",  # no backslash escape in backquotes
-        "DELIMITER //\n": "DELIMITER",
-        "SELECT 1; DELIMITER ;;\n": "DELIMITER",
-        "SET sql_mode='NO_BACKSLASH_ESCAPES';\n": "NO_BACKSLASH_ESCAPES",
-        "SET sql_mode='ANSI';\n": "SQL mode",
-    }
-    for payload, found in refused.items():
-        problem = screened(with_payload(good, payload))
-        assert problem is not None and found in problem, (payload, problem)
-    inert = [
-        "-- \\! ls\n",
-        "# \\! ls\n",
-        "/* \\! ls */\n",
-        "SELECT 'a\\';\n\\! ls\n';\n",
-        "SELECT 'system';\n",
-    ]
-    for payload in inert:
-        assert screened(with_payload(good, payload)) is None, payload
+    assert screened("good", good) is None
+    reason = screened("statement", with_payload(good, "SELECT 1; system touch /tmp/x;\n"))
+    assert reason is not None and "refused, nothing of it loaded: line " in reason
+    assert "client command 'system'" in reason
+    mode = (
+        "SET @m = CONCAT('NO_BACKSLASH', '_ESCAPES');\nSET sql_mode = @m;\nSELECT 'a\\'; \\! touch /tmp/x\n"
+    )
+    reason = screened("mode", with_payload(good, mode))
+    assert reason is not None and "refused, nothing of it loaded" in reason
+    reason = screened("cut", good[: len(good) // 2])
+    assert reason is not None and "lacks its '-- Dump completed' line" in reason
 
 
 def test_scratch_folders_must_be_roots_and_the_sandbox_never_root(

@@ -1,10 +1,13 @@
 """The backup operations playbooks, run with ansible-playbook against the scenario's inventory as
 an operator would: backup-now publishes a set; restore brings files and databases back beside
-the originals and over them; the monthly allowance (2 here) refuses the third request and lets a
-forced one with a reason through, recorded on the store (M23); verify-backups passes on a good set
-and fails on a damaged one and on a cut-short dump (M21), and refuses a dump that carries client
-commands without running any, its scratch database run by the unprivileged account vpsfleet-verify
-(issue 10). The tests run in order: each builds on the state the previous one left."""
+the originals (into the role's root-only /var/lib/vpsfleet-backup/restore/<set>) and over them,
+keeping what it replaces (`<db>_before_restore_<stamp>`, /var/lib/vpsfleet-backup/replaced/<stamp>/,
+named in the agent's JSON result; issue 10, #3, #11); the monthly allowance (2 here) refuses the
+third request and lets a forced one with a reason through, recorded on the store (M23);
+verify-backups passes on a good set and fails on a damaged one and on a cut-short dump (M21), and
+refuses a dump that carries client commands without running any, its scratch database run by the
+unprivileged account vpsfleet-verify (issue 10). The tests run in order: each builds on the state
+the previous one left."""
 
 from __future__ import annotations
 
@@ -25,6 +28,9 @@ GUEST = "backup-ops-guest"
 STORE = "backup-ops-store"
 SET_FOLDER = f"/srv/vpsfleet-backup/c-ops/{GUEST}"
 COUNTER = f"/var/lib/vpsfleet-backup-store/restores/{GUEST}.json"
+RESTORE_DIR = "/var/lib/vpsfleet-backup/restore"  # the side copies (role backup, root only)
+REPLACED_DIR = "/var/lib/vpsfleet-backup/replaced"  # what a restore in place replaced
+RESTORE_TASK = "Restore on the guest (downloads and checks the set before anything is applied)"
 SHOP_CONTENT = "SELECT id, name, price, HEX(photo) FROM items ORDER BY id"
 
 
@@ -51,8 +57,12 @@ def environment() -> tuple[str, dict[str, str]]:
     return str(Path(inventory).parent), env
 
 
-def playbook(name: str, *extra: str) -> subprocess.CompletedProcess[str]:
+def playbook(name: str, *extra: str, json_output: bool = False) -> subprocess.CompletedProcess[str]:
+    """ansible-playbook NAME; with json_output, its output is one JSON document (every task's
+    result, the registered ones included)."""
     inventory, env = environment()
+    if json_output:
+        env["ANSIBLE_STDOUT_CALLBACK"] = "ansible.posix.json"
     return subprocess.run(
         [str(REPO / ".venv/bin/ansible-playbook"), "-i", inventory,
          str(REPO / "ansible/playbooks" / name), *extra],
@@ -125,7 +135,7 @@ def test_restore_in_check_mode_changes_and_counts_nothing(host: Any, published: 
     run = playbook("restore.yml", "--check", "-e", f"guest={GUEST}", "-e", "what=all", "-e", "target=side")
     assert run.returncode == 0, said(run)[-3000:]
     assert counter() == []
-    assert not host.file(f"/var/tmp/vpsfleet-restore/{published['set']}").exists
+    assert not host.file(f"{RESTORE_DIR}/{published['set']}").exists
 
 
 def test_restore_beside_the_originals(host: Any, published: dict[str, Any]) -> None:
@@ -136,7 +146,11 @@ def test_restore_beside_the_originals(host: Any, published: dict[str, Any]) -> N
         "restore.yml", "-e", f"guest={GUEST}", "-e", "set=latest", "-e", "what=all", "-e", "target=side"
     )
     assert run.returncode == 0, said(run)[-3000:]
-    assert site_sums(host, f"/var/tmp/vpsfleet-restore/{night}") == published["site"]
+    # Into the role's root-only folder, never a predictable path in /var/tmp (issue 10, #3).
+    restore_dir = host.file(RESTORE_DIR)
+    assert (restore_dir.user, restore_dir.mode) == ("root", 0o700)
+    assert not host.file("/var/tmp/vpsfleet-restore").exists
+    assert site_sums(host, f"{RESTORE_DIR}/{night}") == published["site"]
     side = "shop_restored_" + night.replace("-", "")
     assert sql(host, SHOP_CONTENT, side) == published["shop"]
     assert "items_audit" in sql(host, "SHOW TRIGGERS", side)
@@ -148,10 +162,23 @@ def test_restore_beside_the_originals(host: Any, published: dict[str, Any]) -> N
     assert [(r["set"], r["forced"]) for r in counter()] == [(night, False)]
 
 
-def test_restore_in_place(host: Any, published: dict[str, Any]) -> None:
+def task_result(run: subprocess.CompletedProcess[str], task: str) -> dict[str, Any]:
+    """The guest's result of `task` in a playbook run with json_output."""
+    for play in json.loads(run.stdout)["plays"]:
+        for entry in play["tasks"]:
+            if entry["task"]["name"] == task and GUEST in entry["hosts"]:
+                result: dict[str, Any] = entry["hosts"][GUEST]
+                return result
+    raise AssertionError(f"no result for {task!r}")
+
+
+def test_restore_in_place_keeps_what_it_replaces(host: Any, published: dict[str, Any]) -> None:
+    """Over the originals; the live database is kept as `shop_before_restore_<stamp>` and every
+    replaced entry under `replaced/<stamp>/`, both named in the agent's JSON result and in the
+    playbook's message (issue 10, #11)."""
     run = playbook(
         "restore.yml", "-e", f"guest={GUEST}", "-e", f"set={published['set']}", "-e", "what=all",
-        "-e", "target=in_place",
+        "-e", "target=in_place", json_output=True,
     )  # fmt: skip
     assert run.returncode == 0, said(run)[-3000:]
     assert site_sums(host, "") == published["site"]
@@ -159,6 +186,22 @@ def test_restore_in_place(host: Any, published: dict[str, Any]) -> None:
     assert "later" not in sql(host, "SHOW TABLES")
     assert "count_items" in sql(host, "SHOW PROCEDURE STATUS WHERE Db = 'shop'")
     assert len(counter()) == 2
+    # What was live before the restore, kept and named.
+    result = json.loads(task_result(run, RESTORE_TASK)["stdout"])  # the agent's --json
+    assert result["reason"] == "ok" and result["set"] == published["set"]
+    kept_files, kept_databases = result["replaced"]["files"], result["replaced"]["databases"]
+    assert kept_files is not None and kept_files.startswith(f"{REPLACED_DIR}/")
+    stamp = kept_files.rsplit("/", 1)[1]
+    assert len(stamp) == 12 and stamp.isdigit(), stamp  # YYYYmmddHHMM
+    assert kept_databases == {"shop": f"shop_before_restore_{stamp}"}
+    folder = host.file(kept_files)
+    assert folder.is_directory and folder.user == "root"
+    assert host.file(f"{kept_files}/data/www/site1/page1.php").content_string == "defaced\n"
+    assert sql(host, "SELECT name FROM items WHERE id = 1", f"shop_before_restore_{stamp}") == "changed"
+    assert "later" in sql(host, "SHOW TABLES", f"shop_before_restore_{stamp}")
+    message = task_result(run, "Say what was restored, or why not")["msg"]
+    assert f"replaced files in {kept_files}" in message
+    assert f"database shop as it was in shop_before_restore_{stamp}" in message
 
 
 def test_allowance_refuses_the_third_request_unless_forced_with_a_reason(published: dict[str, Any]) -> None:
@@ -251,7 +294,8 @@ dump = gzip.decompress((folder / "db/shop.sql.gz").read_bytes())
 if dump.startswith(b"/*M!999999"):
     dump = dump.split(b"\\n", 1)[1]  # the customer writes the whole file: no sandbox switch
 at = dump.rindex(b"-- Dump completed")
-payload = b"\\\\! touch /var/tmp/hostile-bang\\nsystem touch /var/tmp/hostile-system\\n"
+payload = (b"\\\\! touch /var/tmp/hostile-bang\\nsystem touch /var/tmp/hostile-system\\n"
+           b"SELECT 1; system touch /var/tmp/hostile-statement;\\n")
 (folder / "db/shop.sql.gz").write_bytes(gzip.compress(dump[:at] + payload + dump[at:]))
 sums = (folder / "SHA256SUMS").read_text().splitlines()
 sums = [line for line in sums if not line.endswith(" db/shop.sql.gz")]
@@ -262,7 +306,8 @@ sums.append(hashlib.sha256((folder / "db/shop.sql.gz").read_bytes()).hexdigest()
 
 def test_verify_backups_refuses_a_hostile_dump_and_runs_nothing(published: dict[str, Any]) -> None:
     """The customer of an unmanaged VPS is root on the guest and can upload any set: a dump with
-    `\\!` and `system` lines (checksums made to match) is refused, nothing runs on the store."""
+    `\\!` and `system` lines, and `system` after a statement on the same line (checksums made to
+    match), is refused by the agent's screen, nothing runs on the store."""
     box = store()
     folder = f"{SET_FOLDER}/{published['set']}"
     box.check_output(
@@ -277,5 +322,7 @@ def test_verify_backups_refuses_a_hostile_dump_and_runs_nothing(published: dict[
         )
     assert run.returncode != 0
     assert f"{GUEST}: FAIL" in said(run) and "refused, nothing of it loaded" in said(run), said(run)[-3000:]
-    assert box.run("ls /var/tmp/hostile-bang /var/tmp/hostile-system").rc != 0
+    assert "line " in said(run)  # the screen's finding, with its line
+    for marker in ("bang", "system", "statement"):
+        assert not box.file(f"/var/tmp/hostile-{marker}").exists
     assert box.run("pgrep -x mariadbd").rc != 0
