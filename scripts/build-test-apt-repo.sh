@@ -16,6 +16,8 @@
 # The repositories are unsigned: guests list them with [trusted=yes] (tests only).
 # Usage: scripts/build-test-apt-repo.sh OUT [TOOL_DEBS_DIR]
 set -euo pipefail
+# dpkg-deb refuses a DEBIAN folder that is not 0755-ish: never inherit a caller's umask 077.
+umask 022
 out="${1:?usage: build-test-apt-repo.sh OUT [TOOL_DEBS_DIR]}"
 tools="${2:-${PATCHING_TOOL_DEBS:-/var/cache/vpsfleet/patching-debs}}"
 command -v apt-ftparchive >/dev/null || {

@@ -18,6 +18,7 @@ import json
 import os
 import time
 from collections import defaultdict
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +65,16 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
             return nodeid if is_scenario(nodeid) else SERIAL_GROUP
 
     return SuiteScheduling(config, log)
+
+
+@pytest.fixture(autouse=True)
+def _keep_the_umask() -> Iterator[None]:
+    """The programs' mains set a strict umask (0077) and tests run them in-process: without this,
+    every later test in the worker (e.g. one building .deb packages) inherits it."""
+    umask = os.umask(0o022)
+    os.umask(umask)
+    yield
+    os.umask(umask)
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:

@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.patching.guests import ROOT, Guest, podman, run_patch, wait_booted
+from tests.patching.guests import Guest, build_apt_repo, podman, run_patch, wait_booted
 
 pytestmark = [pytest.mark.molecule, pytest.mark.slow]
 
@@ -132,8 +131,7 @@ def test_held_dpkg_lock_and_failed_package_stop_the_rollout_before_any_reboot(
            "fcntl.lockf(f, fcntl.LOCK_EX); time.sleep(600)")
     # A security update whose post-install failed: the package is left half-configured.
     repo = tmp_path / "repo"
-    subprocess.run(["bash", str(ROOT / "scripts" / "build-test-apt-repo.sh"), str(repo)],
-                   check=True, capture_output=True, timeout=300)
+    build_apt_repo(repo)
     podman("cp", str(repo / "security" / "pool" / "vpsfleet-sec-broken-demo_1.1_all.deb"),
            f"{broken.name}:/tmp/")
     broken.sh("dpkg -i /tmp/vpsfleet-sec-broken-demo_1.1_all.deb", check=False)

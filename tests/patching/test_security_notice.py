@@ -8,13 +8,12 @@ import base64
 import email
 import email.policy
 import json
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.patching.guests import ROOT, Guest, podman, run_playbook
+from tests.patching.guests import Guest, build_apt_repo, podman, run_playbook
 
 pytestmark = [pytest.mark.molecule, pytest.mark.slow]
 
@@ -30,8 +29,7 @@ def guest(make_guests: Any, tmp_path_factory: pytest.TempPathFactory) -> Guest:
     made: dict[str, Guest] = make_guests({"patching-secnotice": "no"})
     g = made["patching-secnotice"]
     repo = tmp_path_factory.mktemp("repo") / "apt"
-    subprocess.run(["bash", str(ROOT / "scripts" / "build-test-apt-repo.sh"), str(repo)],
-                   check=True, capture_output=True, timeout=300)
+    build_apt_repo(repo)
     podman("cp", str(repo), f"{g.name}:/srv/apt")
     g.sh(
         "rm -f /etc/apt/sources.list.d/* /etc/apt/sources.list\n"
