@@ -61,20 +61,22 @@ for guest in fleet.live_guests():
     pools[pool.name] = pool
     offer = fleet.offer(guest.offer)
     guests.append(f"{guest.name}:{guest.ipv4}:{pool.name}:{offer.root}:{offer.name}")
-stores = []
-for store in fleet.backup_stores:
-    found_store = fleet.pool_of(store.address)
-    if found_store is None:
-        sys.exit(f"the backup store {store.name} ({store.address}) is outside every lab pool")
-    pools[found_store[1].name] = found_store[1]
-    stores.append(f"{store.name}:{store.address}:{found_store[1].name}:provider:backup-store")
-monitors = []
-for monitor in fleet.monitors:
-    found_monitor = fleet.pool_of(monitor.address)
-    if found_monitor is None:
-        sys.exit(f"the monitor {monitor.name} ({monitor.address}) is outside every lab pool")
-    pools[found_monitor[1].name] = found_monitor[1]
-    monitors.append(f"{monitor.name}:{monitor.address}:{found_monitor[1].name}:provider:monitor")
+
+
+def provider_machines(machines, kind):
+    """The provider's own machines (stores, monitors) as NAME:IPV4:POOL:provider:KIND."""
+    out = []
+    for machine in machines:
+        found_machine = fleet.pool_of(machine.address)
+        if found_machine is None:
+            sys.exit(f"the {kind} {machine.name} ({machine.address}) is outside every lab pool")
+        pools[found_machine[1].name] = found_machine[1]
+        out.append(f"{machine.name}:{machine.address}:{found_machine[1].name}:provider:{kind}")
+    return out
+
+
+stores = provider_machines(fleet.backup_stores, "backup-store")
+monitors = provider_machines(fleet.monitors, "monitor")
 print("pools=(" + " ".join(shlex.quote(f"{p.name}:{p.network}:{p.gateway}") for p in pools.values()) + ")")
 print("guests=(" + " ".join(shlex.quote(g) for g in guests) + ")")
 print("stores=(" + " ".join(shlex.quote(s) for s in stores) + ")")
