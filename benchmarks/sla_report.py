@@ -58,7 +58,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         fleet = load_fleet(write_fleet(folder / "fleet.yml", args.guests))
-        start_ms, end_ms = month_bounds(2026, 5)
+        start_ms, end_ms = month_bounds(2026, 5, sla_report.zone_of(fleet))
         began = time.perf_counter()
         samples = write_probes(folder / "probes.om", args.guests, start_ms // 1000, args.days,
                                args.faulty)

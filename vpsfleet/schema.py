@@ -43,6 +43,7 @@ from vpsfleet.values import (
     SshKey,
     Text,
     TimeOfDay,
+    TimeZone,
     Token,
 )
 
@@ -71,6 +72,7 @@ class SlaPolicy(Strict):
     credit_percent_per_minute: Percent  # M27
     credit_cap_percent: Percent  # M27
     probe: Literal["icmp"]
+    time_zone: TimeZone  # the calendar months of the report (M25) are the provider's
 
 
 class FilterPolicy(Strict):

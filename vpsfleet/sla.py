@@ -25,11 +25,9 @@ import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from zoneinfo import ZoneInfo
 
 # Months are calendar months of the provider's time zone (the contracts are French): a month
 # starts at local midnight, so March and October are an hour shorter or longer than 31 days.
-PROVIDER_TIME_ZONE = ZoneInfo("Europe/Paris")
 PROBE_INTERVAL_MS = 15_000  # the monitor's ICMP probe interval (issue 14)
 MINUTE_MS = 60_000
 
@@ -114,7 +112,7 @@ class Outcome:
         return 100.0 * (self.known_ms - self.unavailable_ms) / self.known_ms
 
 
-def month_bounds(year: int, month: int, tz: dt.tzinfo = PROVIDER_TIME_ZONE) -> tuple[int, int]:
+def month_bounds(year: int, month: int, tz: dt.tzinfo) -> tuple[int, int]:
     """The month [start, end) in ms since the epoch: local midnight to local midnight."""
     first = dt.datetime(year, month, 1, tzinfo=tz)
     following = dt.datetime(year + month // 12, month % 12 + 1, 1, tzinfo=tz)
@@ -127,7 +125,7 @@ def to_ms(moment: dt.datetime) -> int:
     return round(moment.timestamp() * 1000)
 
 
-def day_start_ms(day: dt.date, tz: dt.tzinfo = PROVIDER_TIME_ZONE) -> int:
+def day_start_ms(day: dt.date, tz: dt.tzinfo) -> int:
     return to_ms(dt.datetime(day.year, day.month, day.day, tzinfo=tz))
 
 

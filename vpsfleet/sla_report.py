@@ -10,6 +10,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from vpsfleet.fleet import Fleet
 from vpsfleet.prometheus import Prometheus
@@ -72,9 +73,15 @@ def _maintenance(fleet: Fleet, names: set[str]) -> list[Exclusion]:
     ]
 
 
+def zone_of(fleet: Fleet) -> ZoneInfo:
+    """The provider's time zone: the report's months and the fleet's dates are days there."""
+    return ZoneInfo(fleet.policy.sla.time_zone)
+
+
 def _guest_entry(fleet: Fleet, guest: Guest, start: int, end: int) -> Entry | None:
-    created = day_start_ms(guest.created)
-    gone = day_start_ms(guest.terminated_on) if guest.terminated_on else None
+    tz = zone_of(fleet)
+    created = day_start_ms(guest.created, tz)
+    gone = day_start_ms(guest.terminated_on, tz) if guest.terminated_on else None
     if created >= end or (gone is not None and gone <= start):
         return None
     offer = fleet.offer(guest.offer)
@@ -84,7 +91,7 @@ def _guest_entry(fleet: Fleet, guest: Guest, start: int, end: int) -> Entry | No
     if gone is not None:
         exclusions.append(Exclusion(gone, end, "terminated (M11)"))
     if guest.state is GuestState.SUSPENDED and guest.suspended_on is not None:
-        exclusions.append(Exclusion(day_start_ms(guest.suspended_on), end, "suspended (M7)"))
+        exclusions.append(Exclusion(day_start_ms(guest.suspended_on, tz), end, "suspended (M7)"))
     if guest.mitigation is not None:
         until = to_ms(guest.mitigation.ends_at) if guest.mitigation.ends_at else end
         exclusions.append(Exclusion(to_ms(guest.mitigation.since), until,
@@ -94,10 +101,11 @@ def _guest_entry(fleet: Fleet, guest: Guest, start: int, end: int) -> Entry | No
 
 
 def _server_entry(fleet: Fleet, server: DedicatedServer, start: int, end: int) -> Entry | None:
-    if server.delivered_on is None or day_start_ms(server.delivered_on) >= end:
+    tz = zone_of(fleet)
+    if server.delivered_on is None or day_start_ms(server.delivered_on, tz) >= end:
         return None
     offer = fleet.offer(server.offer)
-    exclusions = [Exclusion(start, day_start_ms(server.delivered_on), "not yet delivered (M12)")]
+    exclusions = [Exclusion(start, day_start_ms(server.delivered_on, tz), "not yet delivered (M12)")]
     exclusions += _maintenance(fleet, {server.name, server.datacenter})
     return Entry(Machine("server", server.name), server.customer,
                  None if offer is None or offer.no_sla else offer.sla_percent, exclusions)
@@ -229,7 +237,7 @@ def _cell(key: str, value: object) -> str:
     return str(value)
 
 
-def render_table(reports: Sequence[MachineReport], month: str) -> str:
+def render_table(reports: Sequence[MachineReport], month: str, zone: str) -> str:
     heads = ("guest", "customer", "SLA %", "minutes", "unavail.", "unknown", "excluded",
              "avail. %", "SLA", "credit %", "incidents")
     lines = []
@@ -238,7 +246,7 @@ def render_table(reports: Sequence[MachineReport], month: str) -> str:
         cells.append(f"{row['incidents_counted']}/{row['incidents']}")
         lines.append(cells)
     widths = [max([len(h)] + [len(r[i]) for r in lines]) for i, h in enumerate(heads)]
-    out = [f"SLA report for {month} (months in Europe/Paris time; minutes; incidents counted/all)"]
+    out = [f"SLA report for {month} (months in {zone} time; minutes; incidents counted/all)"]
     out.append("  ".join(h.ljust(w) for h, w in zip(heads, widths, strict=True)).rstrip())
     for cells in lines:
         out.append("  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip())

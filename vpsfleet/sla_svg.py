@@ -20,14 +20,14 @@ LABEL_W, STRIP_W, ROW_H, STRIP_H, TOP = 220, 900, 22, 14, 60
 MIN_W = 1.0  # a three-minute outage is a twentieth of a pixel: drawn at least this wide
 
 
-def render(reports: Sequence[MachineReport], month: str) -> str:
+def render(reports: Sequence[MachineReport], month: str, zone: str) -> str:
     legend_y = TOP + ROW_H * len(reports) + 20
     height = legend_y + 20 * len(COLOURS) + 10
     width = LABEL_W + STRIP_W + 20
     out = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
         f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="12">',
-        f'<text x="10" y="24" font-size="16">SLA {escape(month)} (Europe/Paris months)</text>',
+        f'<text x="10" y="24" font-size="16">SLA {escape(month)} ({escape(zone)} months)</text>',
         f'<text x="{LABEL_W}" y="46">{escape(month)}-01</text>',
         f'<text x="{LABEL_W + STRIP_W}" y="46" text-anchor="end">end of month</text>',
     ]

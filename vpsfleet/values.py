@@ -18,6 +18,7 @@ import ipaddress
 import re
 import unicodedata
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, BeforeValidator, Field, Strict
 
@@ -226,6 +227,19 @@ CountryCode = Annotated[str, _pattern(COUNTRY_CODE, "a country code (two capital
 LibvirtUri = Annotated[str, _pattern(LIBVIRT_URI, "a libvirt URI (qemu:///system or "
                                      "qemu+ssh://user@host/system?..., no spaces)")]
 Fqdn = Annotated[str, AfterValidator(_fqdn)]
+
+
+def _time_zone(value: str) -> str:
+    """An IANA time zone the machine's tz database knows (Europe/Paris)."""
+    try:
+        ZoneInfo(value)
+    except (ValueError, ZoneInfoNotFoundError):
+        raise ValueError(f"{shown(value)} is not a time zone of the tz database "
+                         "(e.g. Europe/Paris)") from None
+    return value
+
+
+TimeZone = Annotated[str, Field(max_length=64), AfterValidator(_time_zone)]
 Email = Annotated[str, AfterValidator(_email)]
 Line = Annotated[str, Field(max_length=200), AfterValidator(one_line)]
 Text = Annotated[str, Field(max_length=2000), AfterValidator(one_line)]

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from zoneinfo import ZoneInfo
+
 from vpsfleet.sla import Exclusion, Rules, State, assess, month_bounds, timeline
 
+PARIS = ZoneInfo("Europe/Paris")  # the policy's default time zone
 RULES = Rules(threshold_minutes=3, credit_percent_per_minute=0.5, credit_cap_percent=25)
 S = 1000  # ms
 MIN = 60 * S
@@ -19,13 +22,13 @@ def probes(end: int, down: tuple[int, int] | None = None, step: int = 15 * S
 
 
 def test_months_are_paris_months_with_daylight_saving() -> None:
-    start, end = month_bounds(2025, 3)
+    start, end = month_bounds(2025, 3, PARIS)
     assert (end - start) // MIN == 31 * 1440 - 60
-    start, end = month_bounds(2025, 10)
+    start, end = month_bounds(2025, 10, PARIS)
     assert (end - start) // MIN == 31 * 1440 + 60
-    start, end = month_bounds(2024, 2)
+    start, end = month_bounds(2024, 2, PARIS)
     assert (end - start) // MIN == 29 * 1440
-    start, end = month_bounds(2025, 12)
+    start, end = month_bounds(2025, 12, PARIS)
     assert end - start == 31 * 1440 * MIN  # December rolls over into January
 
 
@@ -96,3 +99,23 @@ def test_an_offer_without_sla_has_no_credit_and_rules_come_from_the_policy() -> 
     assert assess(raw, 0, hour, RULES, has_sla=False).credit_percent is None
     generous = Rules(threshold_minutes=1, credit_percent_per_minute=2, credit_cap_percent=10)
     assert assess(raw, 0, hour, generous).credit_percent == 10  # 9 x 2 = 18, capped at 10
+
+
+def test_the_months_are_the_policys_time_zone() -> None:
+    """January 2025 starts at 23:00 UTC the day before in Paris, at midnight in UTC: the report's
+    month follows `policy.sla.time_zone`, not a zone fixed in code."""
+    import dataclasses
+    import datetime as dt
+
+    from vpsfleet.environments import fleet_path
+    from vpsfleet.loader import load_fleet
+    from vpsfleet.sla_report import zone_of
+
+    fleet = load_fleet(fleet_path("lab"))
+    assert fleet.policy.sla.time_zone == "Europe/Paris"
+    paris_start, _ = month_bounds(2025, 1, zone_of(fleet))
+    utc_start, _ = month_bounds(2025, 1, dt.UTC)
+    assert utc_start - paris_start == 60 * MIN
+    sla = fleet.policy.sla.model_copy(update={"time_zone": "UTC"})
+    in_utc = dataclasses.replace(fleet, policy=fleet.policy.model_copy(update={"sla": sla}))
+    assert month_bounds(2025, 1, zone_of(in_utc))[0] == utc_start

@@ -30,7 +30,7 @@ def register(subparsers: Any) -> None:
     )
     report.add_argument("env", help="environment name (inventories/ENV/fleet.yml) or a path")
     report.add_argument("--month", required=True, metavar="YYYY-MM",
-                        help="a calendar month of the provider's time zone (Europe/Paris)")
+                        help="a calendar month of the provider's time zone (policy.sla.time_zone)")
     report.add_argument("--prometheus", metavar="URL",
                         help="default: the fleet's first monitor, http://ADDRESS:9090")
     report.add_argument("--format", choices=("table", "json", "csv"), default="table")
@@ -52,16 +52,17 @@ def run_report(args: argparse.Namespace) -> int:
     year, month = int(match[1]), int(match[2])
     if not 1970 <= year <= 2999:
         return _fail(f"--month {args.month} is not a plausible month", 2)
-    start, end = month_bounds(year, month)
-    now = sla_report.now_ms()
-    if start > now:
-        return _fail(f"{args.month} has not begun (it is {from_ms(now):%Y-%m-%d} UTC): "
-                     "there is nothing to report yet", 2)
     path = fleet_path(args.env)
     try:
         fleet = load_fleet(path)
     except FleetInvalid as err:
         raise FleetInvalid(display_path(path), err.problems) from None
+    zone = fleet.policy.sla.time_zone
+    start, end = month_bounds(year, month, sla_report.zone_of(fleet))
+    now = sla_report.now_ms()
+    if start > now:
+        return _fail(f"{args.month} has not begun (it is {from_ms(now):%Y-%m-%d} UTC): "
+                     "there is nothing to report yet", 2)
     url = args.prometheus
     if url is None:
         if not fleet.monitors:
@@ -79,10 +80,10 @@ def run_report(args: argparse.Namespace) -> int:
     elif args.format == "csv":
         sys.stdout.write(sla_report.render_csv(reports))
     else:
-        sys.stdout.write(sla_report.render_table(reports, args.month))
+        sys.stdout.write(sla_report.render_table(reports, args.month, zone))
     if args.svg is not None:
         try:
-            args.svg.write_text(sla_svg.render(reports, args.month))
+            args.svg.write_text(sla_svg.render(reports, args.month, zone))
         except OSError as err:
             return _fail(f"cannot write {args.svg}: {err.strerror}", 2)
     return 0
