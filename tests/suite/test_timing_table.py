@@ -14,9 +14,11 @@ def _line(part: str, seconds: float) -> str:
 
 def test_parts_longest_first_and_total_last() -> None:
     table = render([_line("lint ruff", 6), _line("pytest fleet", 120), "",
-                    _line("make test (wall clock)", 600), _line("lint mypy", 60)]).splitlines()
+                    _line("make test (wall clock)", 600), _line("lint mypy", 60),
+                    _line("pytest (wall clock)", 500)]).splitlines()
     rows = [line.split()[0:2] for line in table if line.startswith(("lint", "pytest", "make"))]
-    assert rows == [["pytest", "fleet"], ["lint", "mypy"], ["lint", "ruff"], ["make", "test"]]
+    assert rows == [["pytest", "fleet"], ["lint", "mypy"], ["lint", "ruff"], ["pytest", "(wall"],
+                    ["make", "test"]]
     assert not any("over the" in line for line in table)
 
 
