@@ -27,6 +27,7 @@ step "validating inventories/lab"
 vpsfleet validate lab
 
 step "building what is missing"
+python -m vpsfleet.agent_build  # the programs the roles install (vpsfleet_agents)
 bash scripts/setup.d/30-podman.sh
 image="$(bash scripts/build-test-image.sh)"
 mkdir -p "$lab_dir/ssh" "$lab_dir/runner"

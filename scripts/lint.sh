@@ -22,7 +22,7 @@ ansible_lint() { (cd ansible && PATH="$PWD/../$bin:$PATH" "../$bin/ansible-lint"
 mapfile -t programs < <(git ls-files -- 'ansible/*/files/*' | while read -r f; do
   [[ "$(basename "$f")" != *.* ]] && head -1 "$f" | grep -q '^#!.*python' && echo "$f"; done)
 step ruff "$bin/ruff" check . "${programs[@]}"
-step mypy "$bin/mypy" vpsfleet tests benchmarks pulumi/vpsfleet_infra
+step mypy "$bin/mypy" vpsfleet vpsfleet_agents tests benchmarks pulumi/vpsfleet_infra
 programs_mypy() { local f; for f in "${programs[@]}"; do "$bin/mypy" --strict --scripts-are-modules "$f" || return 1; done; }
 step "mypy (shipped programs)" programs_mypy
 step yamllint "$bin/yamllint" --strict .

@@ -9,6 +9,8 @@ trap 'rm -f "$timing"' EXIT
 export VPSFLEET_TIMING="$timing"
 start=$SECONDS
 bash scripts/lint.sh
+# The programs the roles install, built from vpsfleet_agents/ (the Molecule scenarios deploy them).
+.venv/bin/python -m vpsfleet.agent_build
 # Two workers (docs/test-suite.md): Molecule scenarios side by side, the rest in one group. Not in
 # pyproject's addopts, which the scenarios' own testinfra runs read too and must stay in order.
 # Extra pytest arguments may be passed through, e.g. `scripts/test.sh -k fleet`.

@@ -1,0 +1,124 @@
+"""Builds the programs shipped to machines (package `vpsfleet_agents`) as single executable files.
+
+Each artifact is a zip application (PEP 441: a `#!/usr/bin/python3` line, then a zip holding the
+package and a `__main__`) written into the files folder of the role that installs it, where
+Ansible's `copy` finds it. The build is reproducible: entries sorted, fixed timestamps and
+modes, so an unchanged source gives the same bytes and a second deployment changes nothing.
+
+    python -m vpsfleet.agent_build          # build every artifact
+    python -m vpsfleet.agent_build --check  # exit 1 if an artifact is missing or stale
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import sys
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGE = "vpsfleet_agents"
+INTERPRETER = b"#!/usr/bin/python3\n"
+# The zip format cannot store dates before 1980: every entry gets this one.
+EPOCH = (1980, 1, 1, 0, 0, 0)
+
+
+@dataclass(frozen=True)
+class Artifact:
+    name: str  # the installed program's name
+    entry: str  # "module:function"; the function returns the exit status (or None for 0)
+    folder: str  # where the role that installs it looks, relative to the repository
+
+
+ARTIFACTS = (
+    Artifact("vpsfleet-backup", "vpsfleet_agents.backup.cli:main", "ansible/roles/backup/files"),
+    Artifact(
+        "vpsfleet-backup-failure-mail",
+        "vpsfleet_agents.backup.failure_mail:main",
+        "ansible/roles/backup/files",
+    ),
+    Artifact("vpsfleet-backup-store", "vpsfleet_agents.store.cli:main", "ansible/roles/backup_store/files"),
+    Artifact("vpsfleet-verify-backup", "vpsfleet_agents.verify.cli:main", "ansible/roles/backup_store/files"),
+    Artifact("vpsfleet-patch-notice", "vpsfleet_agents.patching.notice:main", "ansible/roles/patching/files"),
+    Artifact(
+        "vpsfleet-security-pending",
+        "vpsfleet_agents.patching.security_pending:main",
+        "ansible/roles/patching/files",
+    ),
+    Artifact("vpsfleet-mail-sink", "vpsfleet_agents.mail_sink:main", "ansible/roles/mail_sink/files"),
+)
+
+
+def sources(root: Path = ROOT) -> list[Path]:
+    """The package's Python files, sorted (no caches, no tests)."""
+    return sorted(p for p in (root / PACKAGE).rglob("*.py") if "__pycache__" not in p.parts)
+
+
+def main_module(entry: str) -> str:
+    module, function = entry.split(":")
+    return f"import sys\n\nfrom {module} import {function}\n\nsys.exit({function}())\n"
+
+
+def build_bytes(artifact: Artifact, root: Path = ROOT) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        entries = [(p.relative_to(root).as_posix(), p.read_bytes()) for p in sources(root)]
+        entries.append(("__main__.py", main_module(artifact.entry).encode()))
+        for name, data in sorted(entries):
+            info = zipfile.ZipInfo(name, date_time=EPOCH)
+            info.external_attr = 0o644 << 16
+            info.compress_type = zipfile.ZIP_DEFLATED
+            archive.writestr(info, data, compresslevel=9)
+    return INTERPRETER + buffer.getvalue()
+
+
+def target(artifact: Artifact, root: Path = ROOT) -> Path:
+    return root / artifact.folder / artifact.name
+
+
+def build(root: Path = ROOT) -> list[Path]:
+    """Write every artifact whose bytes changed; returns the paths written."""
+    written = []
+    for artifact in ARTIFACTS:
+        path = target(artifact, root)
+        data = build_bytes(artifact, root)
+        if path.exists() and path.read_bytes() == data:
+            continue
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_bytes(data)
+        os.chmod(tmp, 0o755)
+        os.replace(tmp, path)
+        written.append(path)
+    return written
+
+
+def stale(root: Path = ROOT) -> list[Path]:
+    return [
+        target(a, root)
+        for a in ARTIFACTS
+        if not target(a, root).exists() or target(a, root).read_bytes() != build_bytes(a, root)
+    ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m vpsfleet.agent_build", description="Build the programs shipped to machines."
+    )
+    parser.add_argument("--check", action="store_true", help="only report missing or stale artifacts")
+    args = parser.parse_args(argv)
+    if args.check:
+        bad = stale()
+        for path in bad:
+            print(f"stale or missing: {path.relative_to(ROOT)}", file=sys.stderr)
+        return 1 if bad else 0
+    for path in build():
+        print(f"built {path.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
