@@ -33,23 +33,8 @@ class Artifact:
     folder: str  # where the role that installs it looks, relative to the repository
 
 
-ARTIFACTS = (
-    Artifact("vpsfleet-backup", "vpsfleet_agents.backup.cli:main", "ansible/roles/backup/files"),
-    Artifact(
-        "vpsfleet-backup-failure-mail",
-        "vpsfleet_agents.backup.failure_mail:main",
-        "ansible/roles/backup/files",
-    ),
-    Artifact("vpsfleet-backup-store", "vpsfleet_agents.store.cli:main", "ansible/roles/backup_store/files"),
-    Artifact("vpsfleet-verify-backup", "vpsfleet_agents.verify.cli:main", "ansible/roles/backup_store/files"),
-    Artifact("vpsfleet-patch-notice", "vpsfleet_agents.patching.notice:main", "ansible/roles/patching/files"),
-    Artifact(
-        "vpsfleet-security-pending",
-        "vpsfleet_agents.patching.security_pending:main",
-        "ansible/roles/patching/files",
-    ),
-    Artifact("vpsfleet-mail-sink", "vpsfleet_agents.mail_sink:main", "ansible/roles/mail_sink/files"),
-)
+# One row per program, added as each moves into the package (issue 11).
+ARTIFACTS: tuple[Artifact, ...] = ()
 
 
 def sources(root: Path = ROOT) -> list[Path]:
@@ -62,7 +47,18 @@ def main_module(entry: str) -> str:
     return f"import sys\n\nfrom {module} import {function}\n\nsys.exit({function}())\n"
 
 
+def check_entry(artifact: Artifact, root: Path = ROOT) -> None:
+    """Refuse an entry whose module is not in the package (a zip that could only fail on the
+    machine)."""
+    module, _, function = artifact.entry.partition(":")
+    path = root.joinpath(*module.split("."))
+    source = path.with_suffix(".py") if path.with_suffix(".py").is_file() else path / "__init__.py"
+    if not source.is_file() or f"def {function}(" not in source.read_text(encoding="utf-8"):
+        raise SystemExit(f"{artifact.name}: no function {function} in module {module}")
+
+
 def build_bytes(artifact: Artifact, root: Path = ROOT) -> bytes:
+    check_entry(artifact, root)
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
         entries = [(p.relative_to(root).as_posix(), p.read_bytes()) for p in sources(root)]
