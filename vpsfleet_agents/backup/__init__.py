@@ -1,0 +1,1 @@
+"""The nightly backup agent of a guest and its restore (promises M18-M24)."""
