@@ -10,5 +10,7 @@ shift
 export PATH="$VPSFLEET_ROOT/.venv/bin:$PATH"
 # The systemd test image (built once, cached by recipe hash).
 bash "$VPSFLEET_ROOT/scripts/build-test-image.sh" >/dev/null 2>&1
+# The programs the roles install, from vpsfleet_agents/ (reproducible: unchanged sources, same bytes).
+(cd "$VPSFLEET_ROOT" && .venv/bin/python -m vpsfleet.agent_build >/dev/null)
 cd "$VPSFLEET_ROOT/$project"
 exec molecule --base-config "$VPSFLEET_ROOT/molecule/shared/base.yml" "$@"
