@@ -1,54 +1,49 @@
-"""Fixtures for the backup agent: the agent loaded as a module, throwaway TLS certificates, an
-FTPS store on loopback (pyftpdlib in a thread, with injectable faults) and a small site."""
+"""Fixtures for the backup agent (package `vpsfleet_agents.backup`, imported by the tests; the
+programs the roles install are built from it), throwaway TLS certificates, an FTPS store on
+loopback (pyftpdlib in a thread, with injectable faults) and a small site."""
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import datetime as dt
 import errno
-import importlib.machinery
-import importlib.util
+import fcntl
 import json
 import os
 import shutil
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
 from typing import Any, Protocol
 
 import pytest
 
+from vpsfleet import agent_build
+from vpsfleet_agents.backup.config import Config, parse_config
+
 REPO = Path(__file__).resolve().parents[2]
-# VPSFLEET_BACKUP_AGENT runs the tests against another copy of the agent (an older one, to show
-# that a test fails without its fix).
-AGENT_PATH = Path(
-    os.environ.get("VPSFLEET_BACKUP_AGENT")
-    or REPO / "ansible" / "roles" / "backup" / "files" / "vpsfleet-backup"
-)
-PASSWORD = "s3cret, with \"quotes\" and \\ spaces"  # exercises the lftp script quoting
+# The programs as the roles install them: zip applications built from vpsfleet_agents (fixture
+# `built`), run as subprocesses where a test needs a process of its own (signals, the CLI).
+AGENT_PATH = REPO / "ansible" / "roles" / "backup" / "files" / "vpsfleet-backup"
+FAILURE_MAIL_PATH = REPO / "ansible" / "roles" / "backup" / "files" / "vpsfleet-backup-failure-mail"
+VERIFIER_PATH = REPO / "ansible" / "roles" / "backup_store" / "files" / "vpsfleet-verify-backup"
+PASSWORD = 's3cret, with "quotes" and \\ spaces'  # exercises the lftp script quoting
 # 01:00 local time on the night of 2026-11-23: inside the backup window.
 NIGHT = dt.datetime(2026, 11, 23, 1, 0).astimezone()
 
 
-def load_agent() -> ModuleType:
-    loader = importlib.machinery.SourceFileLoader("vpsfleet_backup_agent", str(AGENT_PATH))
-    spec = importlib.util.spec_from_loader("vpsfleet_backup_agent", loader)
-    assert spec is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["vpsfleet_backup_agent"] = module  # dataclasses look their module up
-    loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="session")
-def agent() -> ModuleType:
-    return load_agent()
+def built() -> None:
+    """Builds the shipped programs from the package's current sources (once per session; under a
+    lock, since several test workers share the working tree)."""
+    with open(Path("/tmp") / "vpsfleet-agent-build.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        agent_build.build()
+    for path in (AGENT_PATH, FAILURE_MAIL_PATH, VERIFIER_PATH):
+        assert path.read_bytes().startswith(b"#!/usr/bin/python3\n"), path
 
 
 def need(*tools: str) -> None:
@@ -250,14 +245,13 @@ class StoreLike(Protocol):
 
 
 def make_config(
-    agent: ModuleType,
     tmp_path: Path,
     store: StoreLike,
     certs: Certs,
     site: Path,
     store_settings: dict[str, Any] | None = None,
     **overrides: Any,
-) -> Any:
+) -> Config:
     """A Config for the agent against `store`, with short timeouts so faults fail fast;
     `store_settings` override the `store` section, `overrides` the top level."""
     secrets = tmp_path / "secrets"
@@ -291,11 +285,9 @@ def make_config(
         "restore_dir": str(state / "restore"),
         "replaced_dir": str(state / "replaced"),
     }
-    known = {f.name for f in dataclasses.fields(agent.Config)}
-    data = {k: v for k, v in data.items() if k in known}  # an older agent (VPSFLEET_BACKUP_AGENT)
     data.update(overrides)
     (tmp_path / "config.json").write_text(json.dumps(data))
-    return agent.parse_config(data)
+    return parse_config(data)
 
 
 def metrics(config: Any) -> dict[str, float]:
@@ -505,8 +497,7 @@ class MariaDB:
         self.proc: subprocess.Popen[bytes] | None = None
         self.backup_defaults = base / "backup.cnf"  # what the role writes, root-only
         self.backup_defaults.write_text(
-            f"[client]\nuser=vpsfleet_backup\npassword={BACKUP_USER_PASSWORD}\n"
-            f"socket={self.socket}\n"
+            f"[client]\nuser=vpsfleet_backup\npassword={BACKUP_USER_PASSWORD}\nsocket={self.socket}\n"
         )
         self.backup_defaults.chmod(0o600)
         self.root_defaults = base / "root.cnf"

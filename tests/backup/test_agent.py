@@ -9,12 +9,10 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import tarfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
@@ -32,6 +30,9 @@ from tests.backup.conftest import (
     status,
     write_exec,
 )
+from vpsfleet_agents.backup.config import ConfigError, parse_config
+from vpsfleet_agents.backup.run import run
+from vpsfleet_agents.backup.sets import parse_sha256sums, published_sets
 
 PREVIOUS = NIGHT - dt.timedelta(days=1)
 
@@ -49,14 +50,13 @@ def reason_metric(config: Any, reason: str) -> float:
     return metrics(config)[f'vpsfleet_backup_last_run_exit_reason{{reason="{reason}"}}']
 
 
-def good_night(agent: ModuleType, config: Any, store: FtpStore) -> dict[str, bytes]:
-    outcome = agent.run(config, now=PREVIOUS, use_deadline=False)
+def good_night(config: Any, store: FtpStore) -> dict[str, bytes]:
+    outcome = run(config, now=PREVIOUS, use_deadline=False)
     assert outcome.reason == "ok", outcome.message
     return snapshot(store.home / PREVIOUS.date().isoformat())
 
 
 def fault_then_recovery(
-    agent: ModuleType,
     config: Any,
     store: FtpStore,
     expected: str | set[str],
@@ -64,15 +64,15 @@ def fault_then_recovery(
     faulty_config: Any = None,
 ) -> None:
     """The promise every fault must keep (issue 6, "How it is checked")."""
-    previous = good_night(agent, config, store)
+    previous = good_night(config, store)
     success_ts = metrics(config)["vpsfleet_backup_last_success_timestamp_seconds"]
-    outcome = agent.run(faulty_config or config, now=NIGHT, use_deadline=False)
+    outcome = run(faulty_config or config, now=NIGHT, use_deadline=False)
     reasons = {expected} if isinstance(expected, str) else expected
     assert outcome.reason in reasons, outcome.message
     assert outcome.exit_code == 1
     # The last good set is untouched and is still the only set.
     assert snapshot(store.home / PREVIOUS.date().isoformat()) == previous
-    assert agent.published_sets(store.sets()) == [PREVIOUS.date().isoformat()]
+    assert published_sets(store.sets()) == [PREVIOUS.date().isoformat()]
     # The metrics say it failed, why, and when the last success was.
     values = metrics(config)
     assert values["vpsfleet_backup_last_run_success"] == 0
@@ -81,7 +81,7 @@ def fault_then_recovery(
     assert status(config)["reason"] == outcome.reason
     # Once the fault clears, the next run publishes and leaves no leftover.
     clear()
-    again = agent.run(config, now=NIGHT, use_deadline=False)
+    again = run(config, now=NIGHT, use_deadline=False)
     assert again.reason == "ok", again.message
     assert store.sets() == [PREVIOUS.date().isoformat(), NIGHT.date().isoformat()]
     assert metrics(config)["vpsfleet_backup_last_run_success"] == 1
@@ -91,10 +91,10 @@ def fault_then_recovery(
 
 
 def test_published_set_opens_with_ordinary_tools(
-    agent: ModuleType, tmp_path: Path, store: FtpStore, certs: Certs, site: Path
+    tmp_path: Path, store: FtpStore, certs: Certs, site: Path
 ) -> None:
-    config = make_config(agent, tmp_path, store, certs, site)
-    outcome = agent.run(config, now=NIGHT, use_deadline=False)
+    config = make_config(tmp_path, store, certs, site)
+    outcome = run(config, now=NIGHT, use_deadline=False)
     assert outcome.reason == "ok", outcome.message
     folder = store.home / "2026-11-23"
     assert sorted(p.name for p in folder.iterdir()) == ["MANIFEST.json", "SHA256SUMS", "www.tar.gz"]
@@ -119,13 +119,12 @@ def test_published_set_opens_with_ordinary_tools(
 
 
 def test_zstd_set_and_missing_path_is_a_warning(
-    agent: ModuleType, tmp_path: Path, store: FtpStore, certs: Certs, site: Path
+    tmp_path: Path, store: FtpStore, certs: Certs, site: Path
 ) -> None:
-    config = make_config(
-        agent, tmp_path, store, certs, site,
+    config = make_config(tmp_path, store, certs, site,
         compression="zstd", paths=[str(site), "/nonexistent/www"],
     )  # fmt: skip
-    outcome = agent.run(config, now=NIGHT, use_deadline=False)
+    outcome = run(config, now=NIGHT, use_deadline=False)
     assert outcome.reason == "ok", outcome.message
     folder = store.home / "2026-11-23"
     assert (folder / "www.tar.zst").is_file()
@@ -139,27 +138,27 @@ def test_zstd_set_and_missing_path_is_a_warning(
 
 
 def test_a_second_run_the_same_night_replaces_the_set(
-    agent: ModuleType, tmp_path: Path, store: FtpStore, certs: Certs, site: Path
+    tmp_path: Path, store: FtpStore, certs: Certs, site: Path
 ) -> None:
-    config = make_config(agent, tmp_path, store, certs, site)
-    assert agent.run(config, now=NIGHT, use_deadline=False).reason == "ok"
+    config = make_config(tmp_path, store, certs, site)
+    assert run(config, now=NIGHT, use_deadline=False).reason == "ok"
     (site / "blog" / "new.html").write_text("new\n")
-    assert agent.run(config, now=NIGHT, use_deadline=False).reason == "ok"
+    assert run(config, now=NIGHT, use_deadline=False).reason == "ok"
     assert store.sets() == ["2026-11-23"]
     with tarfile.open(store.home / "2026-11-23" / "www.tar.gz") as archive:
         assert any(n.endswith("blog/new.html") for n in archive.getnames())
 
 
 def test_next_run_removes_stale_partial_and_applies_retention(
-    agent: ModuleType, tmp_path: Path, store: FtpStore, certs: Certs, site: Path
+    tmp_path: Path, store: FtpStore, certs: Certs, site: Path
 ) -> None:
     for name in ("2026-11-10", "2026-11-19", "2026-11-20", "2026-11-21"):
         (store.home / name).mkdir()
         (store.home / name / "SHA256SUMS").write_text("")
     (store.home / "2026-11-22.partial" / "db").mkdir(parents=True)
     (store.home / "2026-11-22.partial" / "www.tar.gz").write_bytes(b"cut short")
-    config = make_config(agent, tmp_path, store, certs, site, retention_days=3, retention_minimum_sets=1)
-    outcome = agent.run(config, now=NIGHT, use_deadline=False)
+    config = make_config(tmp_path, store, certs, site, retention_days=3, retention_minimum_sets=1)
+    outcome = run(config, now=NIGHT, use_deadline=False)
     assert outcome.reason == "ok", outcome.message
     # 3 nights kept, judged from the newest set there before tonight's (the 21st) + 1 day, not
     # from the guest's clock: 20, 21, 22 (none); the 22nd's partial is gone.
@@ -168,17 +167,15 @@ def test_next_run_removes_stale_partial_and_applies_retention(
     assert status(config)["expired"] == ["2026-11-10", "2026-11-19"]
     assert status(config)["retention_judged_on"] == "2026-11-22"
     # The next night judges from the 23rd + 1: the 20th and 21st go.
-    outcome = agent.run(config, now=NIGHT + dt.timedelta(days=1), use_deadline=False)
+    outcome = run(config, now=NIGHT + dt.timedelta(days=1), use_deadline=False)
     assert outcome.reason == "ok", outcome.message
     assert store.sets() == ["2026-11-23", "2026-11-24"]
 
 
-def test_overlapping_run_is_refused(
-    agent: ModuleType, tmp_path: Path, store: FtpStore, certs: Certs, site: Path
-) -> None:
-    config = make_config(agent, tmp_path, store, certs, site)
+def test_overlapping_run_is_refused(tmp_path: Path, store: FtpStore, certs: Certs, site: Path) -> None:
+    config = make_config(tmp_path, store, certs, site)
     with held_lock(config.lock_file):
-        outcome = agent.run(config, now=NIGHT, use_deadline=False)
+        outcome = run(config, now=NIGHT, use_deadline=False)
     assert (outcome.reason, outcome.exit_code) == ("locked", 75)
     assert store.sets() == []
 
@@ -186,52 +183,48 @@ def test_overlapping_run_is_refused(
 # --- faults on the store side -----------------------------------------------------------------
 
 
-def test_store_down(
-    agent: ModuleType, tmp_path: Path, store: FtpStore, certs: Certs, site: Path
-) -> None:
-    config = make_config(agent, tmp_path, store, certs, site)
-    previous = good_night(agent, config, store)
+def test_store_down(tmp_path: Path, store: FtpStore, certs: Certs, site: Path) -> None:
+    config = make_config(tmp_path, store, certs, site)
+    previous = good_night(config, store)
     store.stop()
     began = time.monotonic()
-    outcome = agent.run(config, now=NIGHT, use_deadline=False)
+    outcome = run(config, now=NIGHT, use_deadline=False)
     assert outcome.reason == "store_unreachable", outcome.message
     assert time.monotonic() - began < 30  # bounded retries, not lftp's hours
     assert reason_metric(config, "store_unreachable") == 1
     store.start()
     assert snapshot(store.home / "2026-11-22") == previous
-    assert agent.run(config, now=NIGHT, use_deadline=False).reason == "ok"
+    assert run(config, now=NIGHT, use_deadline=False).reason == "ok"
     assert store.sets() == ["2026-11-22", "2026-11-23"]
 
 
 def test_connection_killed_mid_upload_every_time(
-    agent: ModuleType, tmp_path: Path, store: FtpStore, certs: Certs, site: Path
+    tmp_path: Path, store: FtpStore, certs: Certs, site: Path
 ) -> None:
-    config = make_config(agent, tmp_path, store, certs, site)
+    config = make_config(tmp_path, store, certs, site)
 
     def clear() -> None:
         store.faults.kill_after_bytes = None
 
-    previous = good_night(agent, config, store)
+    previous = good_night(config, store)
     store.faults.kill_after_bytes = 0  # no attempt progresses (lftp resumes partial uploads)
-    outcome = agent.run(config, now=NIGHT, use_deadline=False)
+    outcome = run(config, now=NIGHT, use_deadline=False)
     assert outcome.reason in {"upload_failed", "store_unreachable"}, outcome.message
     assert store.faults.kills >= 2  # lftp retried, within bounds
     assert snapshot(store.home / "2026-11-22") == previous
-    assert agent.published_sets(store.sets()) == ["2026-11-22"]
+    assert published_sets(store.sets()) == ["2026-11-22"]
     assert "2026-11-23.partial" in store.sets()  # left behind, never taken for a set
     clear()
-    again = agent.run(config, now=NIGHT, use_deadline=False)
+    again = run(config, now=NIGHT, use_deadline=False)
     assert again.reason == "ok", again.message
     assert store.sets() == ["2026-11-22", "2026-11-23"]
     assert status(config)["cleaned"] == ["2026-11-23.partial"]
 
 
-def test_connection_killed_once_is_retried(
-    agent: ModuleType, tmp_path: Path, store: FtpStore, certs: Certs, site: Path
-) -> None:
-    config = make_config(agent, tmp_path, store, certs, site)
+def test_connection_killed_once_is_retried(tmp_path: Path, store: FtpStore, certs: Certs, site: Path) -> None:
+    config = make_config(tmp_path, store, certs, site)
     store.faults.kill_after_bytes, store.faults.kill_times = 100_000, 1
-    outcome = agent.run(config, now=NIGHT, use_deadline=False)
+    outcome = run(config, now=NIGHT, use_deadline=False)
     assert outcome.reason == "ok", outcome.message
     assert store.faults.kills == 1
     check = subprocess.run(["sha256sum", "-c", "SHA256SUMS"], cwd=store.home / "2026-11-23")
@@ -239,27 +232,25 @@ def test_connection_killed_once_is_retried(
 
 
 def test_upload_the_server_truncates_is_never_published(
-    agent: ModuleType, tmp_path: Path, store: FtpStore, certs: Certs, site: Path
+    tmp_path: Path, store: FtpStore, certs: Certs, site: Path
 ) -> None:
-    config = make_config(agent, tmp_path, store, certs, site)
+    config = make_config(tmp_path, store, certs, site)
 
     def clear() -> None:
         store.faults.drop_after_bytes = None
 
-    previous = good_night(agent, config, store)
+    previous = good_night(config, store)
     store.faults.drop_after_bytes = 50_000  # "226 Transfer complete" for a cut file
-    outcome = agent.run(config, now=NIGHT, use_deadline=False)
+    outcome = run(config, now=NIGHT, use_deadline=False)
     assert outcome.reason == "verify_mismatch", outcome.message
     assert snapshot(store.home / "2026-11-22") == previous
-    assert agent.published_sets(store.sets()) == ["2026-11-22"]
+    assert published_sets(store.sets()) == ["2026-11-22"]
     clear()
-    assert agent.run(config, now=NIGHT, use_deadline=False).reason == "ok"
+    assert run(config, now=NIGHT, use_deadline=False).reason == "ok"
 
 
-def test_store_full(
-    agent: ModuleType, tmp_path: Path, store: FtpStore, certs: Certs, site: Path
-) -> None:
-    config = make_config(agent, tmp_path, store, certs, site)
+def test_store_full(tmp_path: Path, store: FtpStore, certs: Certs, site: Path) -> None:
+    config = make_config(tmp_path, store, certs, site)
 
     def clear() -> None:
         store.faults.quota_bytes = None
@@ -269,51 +260,45 @@ def test_store_full(
         store.faults.quota_bytes = used + 100_000
         return config
 
-    previous = good_night(agent, config, store)
+    previous = good_night(config, store)
     fill()
-    outcome = agent.run(config, now=NIGHT, use_deadline=False)
+    outcome = run(config, now=NIGHT, use_deadline=False)
     assert outcome.reason == "quota", outcome.message
     assert snapshot(store.home / "2026-11-22") == previous
-    assert agent.published_sets(store.sets()) == ["2026-11-22"]
+    assert published_sets(store.sets()) == ["2026-11-22"]
     assert reason_metric(config, "quota") == 1
     clear()
-    assert agent.run(config, now=NIGHT, use_deadline=False).reason == "ok"
+    assert run(config, now=NIGHT, use_deadline=False).reason == "ok"
 
 
-def test_wrong_password(
-    agent: ModuleType, tmp_path: Path, store: FtpStore, certs: Certs, site: Path
-) -> None:
-    config = make_config(agent, tmp_path, store, certs, site)
+def test_wrong_password(tmp_path: Path, store: FtpStore, certs: Certs, site: Path) -> None:
+    config = make_config(tmp_path, store, certs, site)
     (tmp_path / "bad").mkdir()
-    bad = make_config(agent, tmp_path / "bad", store, certs, site, password="not-it")
+    bad = make_config(tmp_path / "bad", store, certs, site, password="not-it")
     bad = type(config)(**{**config.__dict__, "store": bad.store})
-    fault_then_recovery(agent, config, store, "auth_failed", lambda: None, faulty_config=bad)
+    fault_then_recovery(config, store, "auth_failed", lambda: None, faulty_config=bad)
 
 
-def test_certificate_for_another_name(
-    agent: ModuleType, tmp_path: Path, store: FtpStore, certs: Certs, site: Path
-) -> None:
-    config = make_config(agent, tmp_path, store, certs, site)
-    previous = good_night(agent, config, store)
+def test_certificate_for_another_name(tmp_path: Path, store: FtpStore, certs: Certs, site: Path) -> None:
+    config = make_config(tmp_path, store, certs, site)
+    previous = good_night(config, store)
     store.stop()
     impostor = FtpStore(store.root, certs.wrong_cert, certs.wrong_key, Faults())
     impostor.port = store.port
     impostor.start()
-    trusting = make_config(
-        agent, tmp_path, store, certs, site, store_settings={"ca_file": str(certs.wrong_cert)}
-    )
+    trusting = make_config(tmp_path, store, certs, site, store_settings={"ca_file": str(certs.wrong_cert)})
     try:
-        outcome = agent.run(trusting, now=NIGHT, use_deadline=False)  # trusted, wrong name
+        outcome = run(trusting, now=NIGHT, use_deadline=False)  # trusted, wrong name
         assert outcome.reason == "tls_failed", outcome.message
-        outcome = agent.run(config, now=NIGHT, use_deadline=False)  # untrusted certificate
+        outcome = run(config, now=NIGHT, use_deadline=False)  # untrusted certificate
         assert outcome.reason == "tls_failed", outcome.message
     finally:
         impostor.stop()
-    assert agent.published_sets(store.sets()) == ["2026-11-22"]
+    assert published_sets(store.sets()) == ["2026-11-22"]
     assert snapshot(store.home / "2026-11-22") == previous
-    config = make_config(agent, tmp_path, store, certs, site)
+    config = make_config(tmp_path, store, certs, site)
     store.start()
-    assert agent.run(config, now=NIGHT, use_deadline=False).reason == "ok"
+    assert run(config, now=NIGHT, use_deadline=False).reason == "ok"
 
 
 # --- faults on the guest side -----------------------------------------------------------------
@@ -363,16 +348,16 @@ esac
 
 
 def test_databases_are_dumped_one_file_each(
-    agent: ModuleType, tmp_path: Path, store: FtpStore, certs: Certs, site: Path, fake_db: Any
+    tmp_path: Path, store: FtpStore, certs: Certs, site: Path, fake_db: Any
 ) -> None:
-    config = make_config(agent, tmp_path, store, certs, site, **fake_db["overrides"])
-    outcome = agent.run(config, now=NIGHT, use_deadline=False)
+    config = make_config(tmp_path, store, certs, site, **fake_db["overrides"])
+    outcome = run(config, now=NIGHT, use_deadline=False)
     assert outcome.reason == "ok", outcome.message
     folder = store.home / "2026-11-23"
     assert sorted(p.name for p in (folder / "db").iterdir()) == ["shop.sql.gz", "wiki.sql.gz"]
     dump = subprocess.run(["gunzip", "-c", str(folder / "db" / "shop.sql.gz")], capture_output=True)
     assert dump.stdout.decode().splitlines()[0] == "-- MariaDB dump for shop"
-    sums = agent.parse_sha256sums((folder / "SHA256SUMS").read_text())
+    sums = parse_sha256sums((folder / "SHA256SUMS").read_text())
     assert set(sums) == {"MANIFEST.json", "www.tar.gz", "db/shop.sql.gz", "db/wiki.sql.gz"}
 
 
@@ -381,7 +366,6 @@ def test_databases_are_dumped_one_file_each(
     [("down", "db_unavailable"), ("fail", "dump_failed"), ("notrailer", "dump_incomplete")],
 )
 def test_database_faults(
-    agent: ModuleType,
     tmp_path: Path,
     store: FtpStore,
     certs: Certs,
@@ -390,31 +374,29 @@ def test_database_faults(
     mode: str,
     reason: str,
 ) -> None:
-    config = make_config(agent, tmp_path, store, certs, site, **fake_db["overrides"])
-    previous = good_night(agent, config, store)
+    config = make_config(tmp_path, store, certs, site, **fake_db["overrides"])
+    previous = good_night(config, store)
     fake_db["mode"].write_text(mode)
-    outcome = agent.run(config, now=NIGHT, use_deadline=False)
+    outcome = run(config, now=NIGHT, use_deadline=False)
     assert outcome.reason == reason, outcome.message
     assert snapshot(store.home / "2026-11-22") == previous
     assert store.sets() == ["2026-11-22"]  # nothing uploaded for a broken night
     assert reason_metric(config, reason) == 1
     fake_db["mode"].write_text("ok")
-    assert agent.run(config, now=NIGHT, use_deadline=False).reason == "ok"
+    assert run(config, now=NIGHT, use_deadline=False).reason == "ok"
 
 
 def test_failing_compressor_is_caught_like_pipefail(
-    agent: ModuleType, tmp_path: Path, store: FtpStore, certs: Certs, site: Path
+    tmp_path: Path, store: FtpStore, certs: Certs, site: Path
 ) -> None:
     broken = write_exec(tmp_path / "pigz", "#!/bin/bash\ncat > /dev/null\nexit 1\n")
-    config = make_config(agent, tmp_path, store, certs, site, tools={"pigz": str(broken)})
-    outcome = agent.run(config, now=NIGHT, use_deadline=False)
+    config = make_config(tmp_path, store, certs, site, tools={"pigz": str(broken)})
+    outcome = run(config, now=NIGHT, use_deadline=False)
     assert outcome.reason == "compress_failed", outcome.message
     assert store.sets() == []
 
 
-def test_file_vanishing_while_tar_reads(
-    agent: ModuleType, tmp_path: Path, store: FtpStore, certs: Certs, site: Path
-) -> None:
+def test_file_vanishing_while_tar_reads(tmp_path: Path, store: FtpStore, certs: Certs, site: Path) -> None:
     # GNU tar exits 1 when a file vanishes or changes under it; the fake says so each time
     # while the marker exists, as a site rewriting its cache would.
     marker = tmp_path / "busy"
@@ -428,29 +410,29 @@ def test_file_vanishing_while_tar_reads(
 if [ -e {marker} ]; then echo "tar: cache/x: File removed before we read it" >&2; exit 1; fi
 """,
     )
-    config = make_config(agent, tmp_path, store, certs, site, tools={"tar": str(tar)})
+    config = make_config(tmp_path, store, certs, site, tools={"tar": str(tar)})
     previous_marker = marker.exists()
     marker.unlink()
-    good = good_night(agent, config, store)
+    good = good_night(config, store)
     marker.write_text("")
-    outcome = agent.run(config, now=NIGHT, use_deadline=False)
+    outcome = run(config, now=NIGHT, use_deadline=False)
     assert previous_marker
     assert outcome.reason == "source_changed", outcome.message
     assert count.read_text().count("x") == 1 + 2  # the good night, then two attempts
     assert snapshot(store.home / "2026-11-22") == good
     marker.unlink()
-    assert agent.run(config, now=NIGHT, use_deadline=False).reason == "ok"
+    assert run(config, now=NIGHT, use_deadline=False).reason == "ok"
 
 
 def test_deadline_stops_the_run_and_its_children(
-    agent: ModuleType, tmp_path: Path, store: FtpStore, certs: Certs, site: Path, fake_db: Any
+    tmp_path: Path, store: FtpStore, certs: Certs, site: Path, fake_db: Any
 ) -> None:
-    config = make_config(agent, tmp_path, store, certs, site, **fake_db["overrides"])
-    previous = good_night(agent, config, store)
+    config = make_config(tmp_path, store, certs, site, **fake_db["overrides"])
+    previous = good_night(config, store)
     fake_db["mode"].write_text("sleep")
     began = time.monotonic()
     deadline = dt.datetime.now().astimezone() + dt.timedelta(seconds=2)
-    outcome = agent.run(config, now=NIGHT, deadline=deadline)
+    outcome = run(config, now=NIGHT, deadline=deadline)
     assert outcome.reason == "deadline", outcome.message
     assert time.monotonic() - began < 15
     pid = int((fake_db["folder"] / "dump.pid").read_text())
@@ -459,34 +441,32 @@ def test_deadline_stops_the_run_and_its_children(
     assert reason_metric(config, "deadline") == 1
     assert snapshot(store.home / "2026-11-22") == previous
     fake_db["mode"].write_text("ok")
-    assert agent.run(config, now=NIGHT, use_deadline=False).reason == "ok"
+    assert run(config, now=NIGHT, use_deadline=False).reason == "ok"
 
 
-def test_deadline_during_a_stalled_upload(
-    agent: ModuleType, tmp_path: Path, store: FtpStore, certs: Certs, site: Path
-) -> None:
-    config = make_config(agent, tmp_path, store, certs, site, store_settings={"timeout_seconds": 60})
-    previous = good_night(agent, config, store)
+def test_deadline_during_a_stalled_upload(tmp_path: Path, store: FtpStore, certs: Certs, site: Path) -> None:
+    config = make_config(tmp_path, store, certs, site, store_settings={"timeout_seconds": 60})
+    previous = good_night(config, store)
     store.faults.stall_uploads = True
     began = time.monotonic()
     deadline = dt.datetime.now().astimezone() + dt.timedelta(seconds=3)
-    outcome = agent.run(config, now=NIGHT, deadline=deadline)
+    outcome = run(config, now=NIGHT, deadline=deadline)
     assert outcome.reason == "deadline", outcome.message
     assert time.monotonic() - began < 15  # not lftp's 60 s timeout
     assert snapshot(store.home / "2026-11-22") == previous
-    assert agent.published_sets(store.sets()) == ["2026-11-22"]
+    assert published_sets(store.sets()) == ["2026-11-22"]
     store.faults.stall_uploads = False
-    assert agent.run(config, now=NIGHT, use_deadline=False).reason == "ok"
+    assert run(config, now=NIGHT, use_deadline=False).reason == "ok"
     assert store.sets() == ["2026-11-22", "2026-11-23"]
 
 
 def test_run_killed_by_sigterm_reports_it(
-    agent: ModuleType, tmp_path: Path, store: FtpStore, certs: Certs, site: Path, fake_db: Any
+    tmp_path: Path, store: FtpStore, certs: Certs, site: Path, fake_db: Any, built: None
 ) -> None:
-    config = make_config(agent, tmp_path, store, certs, site, **fake_db["overrides"])
+    config = make_config(tmp_path, store, certs, site, **fake_db["overrides"])
     fake_db["mode"].write_text("sleep")
     proc = subprocess.Popen(
-        [sys.executable, str(AGENT_PATH), "--config", str(tmp_path / "config.json")],
+        [str(AGENT_PATH), "--config", str(tmp_path / "config.json")],  # the built program
         stderr=subprocess.PIPE,
         text=True,
     )
@@ -504,28 +484,28 @@ def test_run_killed_by_sigterm_reports_it(
         os.kill(int(pid_file.read_text()), 0)
 
 
-def test_config_errors_name_the_key(agent: ModuleType) -> None:
-    with pytest.raises(agent.ConfigError, match="store: missing"):
-        agent.parse_config({"customer": "c1", "guest": "g1"})
+def test_config_errors_name_the_key() -> None:
+    with pytest.raises(ConfigError, match="store: missing"):
+        parse_config({"customer": "c1", "guest": "g1"})
     base = {
         "customer": "c1",
         "guest": "g1",
         "store": {"host": "h", "user": "u", "password_file": "/p", "ca_file": "/c"},
     }
-    with pytest.raises(agent.ConfigError, match="compression"):
-        agent.parse_config({**base, "compression": "bzip2"})
-    with pytest.raises(agent.ConfigError, match="unknown keys pathz"):
-        agent.parse_config({**base, "pathz": ["/data/www"]})
-    with pytest.raises(agent.ConfigError, match="guest"):
-        agent.parse_config({**base, "guest": "../other"})
-    assert agent.parse_config(base).paths == ("/data/www",)
+    with pytest.raises(ConfigError, match="compression"):
+        parse_config({**base, "compression": "bzip2"})
+    with pytest.raises(ConfigError, match="unknown keys pathz"):
+        parse_config({**base, "pathz": ["/data/www"]})
+    with pytest.raises(ConfigError, match="guest"):
+        parse_config({**base, "guest": "../other"})
+    assert parse_config(base).paths == ("/data/www",)
 
 
 # --- issue 10: clocks, locales and folders the agent does not own -----------------------------
 
 
 def test_a_set_dated_in_the_future_is_reported_never_deleted(
-    agent: ModuleType, tmp_path: Path, store: FtpStore, certs: Certs, site: Path
+    tmp_path: Path, store: FtpStore, certs: Certs, site: Path
 ) -> None:
     """A folder named after tomorrow (a clock ran ahead one night, or someone planted it) is
     kept and never counted as the newest: tonight's set is published, retention works from it,
@@ -533,8 +513,8 @@ def test_a_set_dated_in_the_future_is_reported_never_deleted(
     for name in ("2026-11-01", "2026-11-20", "2027-06-01"):
         (store.home / name).mkdir()
         (store.home / name / "SHA256SUMS").write_text("")
-    config = make_config(agent, tmp_path, store, certs, site, retention_days=3, retention_minimum_sets=1)
-    outcome = agent.run(config, now=NIGHT, use_deadline=False)
+    config = make_config(tmp_path, store, certs, site, retention_days=3, retention_minimum_sets=1)
+    outcome = run(config, now=NIGHT, use_deadline=False)
     assert (outcome.reason, outcome.exit_code) == ("future_sets", 1), outcome.message
     assert "2027-06-01" in outcome.message
     assert store.sets() == ["2026-11-20", "2026-11-23", "2027-06-01"]  # the 1st expired, not the future
@@ -546,7 +526,7 @@ def test_a_set_dated_in_the_future_is_reported_never_deleted(
     assert values["vpsfleet_backup_last_run_success"] == 0
     # Once it is gone, the next run is ok again.
     subprocess.run(["rm", "-r", str(store.home / "2027-06-01")], check=True)
-    assert agent.run(config, now=NIGHT, use_deadline=False).reason == "ok"
+    assert run(config, now=NIGHT, use_deadline=False).reason == "ok"
     assert metrics(config)["vpsfleet_backup_future_sets"] == 0
 
 
@@ -572,7 +552,7 @@ def french(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 
 @pytest.mark.parametrize("fault", ["store_down", "untrusted_certificate"])
 def test_failures_are_classified_on_a_french_guest(
-    agent: ModuleType, tmp_path: Path, store: FtpStore, certs: Certs, site: Path,
+    tmp_path: Path, store: FtpStore, certs: Certs, site: Path,
     french: dict[str, str], monkeypatch: pytest.MonkeyPatch, fault: str,
 ) -> None:  # fmt: skip
     """Debian's lftp is translated: the agent runs it in the C locale, so a French guest's
@@ -580,19 +560,19 @@ def test_failures_are_classified_on_a_french_guest(
     for key, value in french.items():
         monkeypatch.setenv(key, value)
     if fault == "store_down":
-        config = make_config(agent, tmp_path, store, certs, site)
+        config = make_config(tmp_path, store, certs, site)
         store.stop()
         expected = "store_unreachable"
     else:
         untrusted = {"ca_file": str(certs.wrong_cert)}
-        config = make_config(agent, tmp_path, store, certs, site, store_settings=untrusted)
+        config = make_config(tmp_path, store, certs, site, store_settings=untrusted)
         expected = "tls_failed"
-    outcome = agent.run(config, now=NIGHT, use_deadline=False)
+    outcome = run(config, now=NIGHT, use_deadline=False)
     assert outcome.reason == expected, outcome.message
 
 
 def test_a_work_folder_someone_else_made_is_refused(
-    agent: ModuleType, tmp_path: Path, store: FtpStore, certs: Certs, site: Path
+    tmp_path: Path, store: FtpStore, certs: Certs, site: Path
 ) -> None:
     """The work folder's name is predictable in world-writable /var/tmp: one made by someone
     else (here a link to their own folder) is refused, nothing is written there (the lftp
@@ -600,8 +580,8 @@ def test_a_work_folder_someone_else_made_is_refused(
     theirs = tmp_path / "theirs"
     theirs.mkdir()
     (tmp_path / "work").symlink_to(theirs)
-    config = make_config(agent, tmp_path, store, certs, site)
-    outcome = agent.run(config, now=NIGHT, use_deadline=False)
+    config = make_config(tmp_path, store, certs, site)
+    outcome = run(config, now=NIGHT, use_deadline=False)
     assert (outcome.reason, outcome.exit_code) == ("config", 2), outcome.message
     assert "work" in outcome.message
     assert not list(theirs.iterdir())

@@ -7,19 +7,18 @@ from __future__ import annotations
 import datetime as dt
 import subprocess
 from pathlib import Path
-from types import ModuleType
 
 from tests.backup.conftest import NIGHT, Certs, FtpStore, MariaDB, make_config, metrics
+from vpsfleet_agents.backup.run import run
 
 
 def test_dumps_restore_tables_views_triggers_events_and_routines(
-    agent: ModuleType, tmp_path: Path, store: FtpStore, certs: Certs, site: Path, mariadb: MariaDB
+    tmp_path: Path, store: FtpStore, certs: Certs, site: Path, mariadb: MariaDB
 ) -> None:
-    config = make_config(
-        agent, tmp_path, store, certs, site,
+    config = make_config(tmp_path, store, certs, site,
         databases="all", mysql_defaults_file=str(mariadb.backup_defaults),
     )  # fmt: skip
-    outcome = agent.run(config, now=NIGHT, use_deadline=False)
+    outcome = run(config, now=NIGHT, use_deadline=False)
     assert outcome.reason == "ok", outcome.message
     folder = store.home / "2026-11-23"
     assert sorted(p.name for p in (folder / "db").iterdir()) == ["shop.sql.gz", "wiki.sql.gz"]
@@ -42,21 +41,20 @@ def test_dumps_restore_tables_views_triggers_events_and_routines(
 
 
 def test_database_server_down_then_back(
-    agent: ModuleType, tmp_path: Path, store: FtpStore, certs: Certs, site: Path, mariadb: MariaDB
+    tmp_path: Path, store: FtpStore, certs: Certs, site: Path, mariadb: MariaDB
 ) -> None:
-    config = make_config(
-        agent, tmp_path, store, certs, site,
+    config = make_config(tmp_path, store, certs, site,
         databases="all", mysql_defaults_file=str(mariadb.backup_defaults),
     )  # fmt: skip
     previous = NIGHT - dt.timedelta(days=1)
-    assert agent.run(config, now=previous, use_deadline=False).reason == "ok"
+    assert run(config, now=previous, use_deadline=False).reason == "ok"
     mariadb.stop()
     try:
-        outcome = agent.run(config, now=NIGHT, use_deadline=False)
+        outcome = run(config, now=NIGHT, use_deadline=False)
     finally:
         mariadb.start()
     assert outcome.reason == "db_unavailable", outcome.message
     assert store.sets() == ["2026-11-22"]
     assert metrics(config)['vpsfleet_backup_last_run_exit_reason{reason="db_unavailable"}'] == 1
-    assert agent.run(config, now=NIGHT, use_deadline=False).reason == "ok"
+    assert run(config, now=NIGHT, use_deadline=False).reason == "ok"
     assert store.sets() == ["2026-11-22", "2026-11-23"]

@@ -13,12 +13,12 @@ import shutil
 import subprocess
 import tempfile
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 
 from tests.backup.conftest import (
+    AGENT_PATH,
     NIGHT,
     PASSWORD,
     Certs,
@@ -28,6 +28,12 @@ from tests.backup.conftest import (
     need,
     write_exec,
 )
+from vpsfleet_agents.backup.config import Config
+from vpsfleet_agents.backup.dump_screen import DumpScreen
+from vpsfleet_agents.backup.restore import restore
+from vpsfleet_agents.backup.restore_outcome import RestoreRequest
+from vpsfleet_agents.backup.run import run
+from vpsfleet_agents.backup.sets import format_sha256sums, parse_sha256sums, sha256_file
 
 SET = NIGHT.date().isoformat()
 
@@ -51,36 +57,35 @@ def tree(folder: Path) -> dict[str, Any]:
     return found
 
 
-def backed_up(agent: ModuleType, config: Any, night: dt.datetime = NIGHT) -> None:
-    outcome = agent.run(config, now=night, use_deadline=False)
+def backed_up(config: Any, night: dt.datetime = NIGHT) -> None:
+    outcome = run(config, now=night, use_deadline=False)
     assert outcome.reason == "ok", outcome.message
 
 
 def backed_up_with_databases(
-    agent: ModuleType, tmp_path: Path, store: FtpStore, certs: Certs, site: Path, mariadb: MariaDB,
+    tmp_path: Path, store: FtpStore, certs: Certs, site: Path, mariadb: MariaDB,
     databases: str | list[str],
 ) -> Any:  # fmt: skip
-    config = make_config(
-        agent, tmp_path, store, certs, site,
+    config = make_config(tmp_path, store, certs, site,
         databases=databases, mysql_defaults_file=str(mariadb.backup_defaults),
     )  # fmt: skip
-    backed_up(agent, config)
+    backed_up(config)
     return config
 
 
-def request(agent: ModuleType, tmp_path: Path, **values: Any) -> Any:
+def request(tmp_path: Path, **values: Any) -> Any:
     values.setdefault("restore_root", str(tmp_path / "restored"))
-    return agent.RestoreRequest(**values)
+    return RestoreRequest(**values)
 
 
 def test_side_restore_of_all_files_reproduces_the_tree(
-    agent: ModuleType, tmp_path: Path, store: FtpStore, certs: Certs, site: Path
+    tmp_path: Path, store: FtpStore, certs: Certs, site: Path
 ) -> None:
-    config = make_config(agent, tmp_path, store, certs, site)
-    backed_up(agent, config, NIGHT - dt.timedelta(days=1))
+    config = make_config(tmp_path, store, certs, site)
+    backed_up(config, NIGHT - dt.timedelta(days=1))
     (site / "shop" / "index.php").write_text("changed after the backup")
-    backed_up(agent, config)
-    outcome = agent.restore(config, request(agent, tmp_path, set_name="latest", databases=None))
+    backed_up(config)
+    outcome = restore(config, request(tmp_path, set_name="latest", databases=None))
     assert outcome.reason == "ok", outcome.message
     assert outcome.set_name == SET
     side = tmp_path / "restored" / SET
@@ -88,21 +93,21 @@ def test_side_restore_of_all_files_reproduces_the_tree(
     assert tree(side / str(site).lstrip("/")) == tree(site)
     # An older set by its name: the file as it was that night.
     older = (NIGHT - dt.timedelta(days=1)).date().isoformat()
-    outcome = agent.restore(config, request(agent, tmp_path, set_name=older, databases=None))
+    outcome = restore(config, request(tmp_path, set_name=older, databases=None))
     assert outcome.reason == "ok", outcome.message
     restored = tmp_path / "restored" / older / str(site).lstrip("/") / "shop" / "index.php"
     assert restored.read_text().startswith("<?php echo 'bonjour'")
 
 
 def test_partial_restore_of_one_path_into_a_given_folder(
-    agent: ModuleType, tmp_path: Path, store: FtpStore, certs: Certs, site: Path
+    tmp_path: Path, store: FtpStore, certs: Certs, site: Path
 ) -> None:
-    config = make_config(agent, tmp_path, store, certs, site, compression="zstd")
-    backed_up(agent, config)
+    config = make_config(tmp_path, store, certs, site, compression="zstd")
+    backed_up(config)
     target = tmp_path / "elsewhere"
-    outcome = agent.restore(
+    outcome = restore(
         config,
-        request(agent, tmp_path, files=(str(site / "blog"),), databases=None, target=str(target)),
+        request(tmp_path, files=(str(site / "blog"),), databases=None, target=str(target)),
     )
     assert outcome.reason == "ok", outcome.message
     assert outcome.files == {"target": str(target), "paths": [str(site / "blog")]}
@@ -110,24 +115,24 @@ def test_partial_restore_of_one_path_into_a_given_folder(
     assert sorted(p.name for p in base.iterdir()) == ["blog"]
     assert (base / "blog" / "post.html").read_text() == "<p>été</p>\n"
     # A path the set does not hold is refused, nothing extracted.
-    outcome = agent.restore(
+    outcome = restore(
         config,
-        request(agent, tmp_path, files=(str(site / "nope"),), databases=None, target=str(tmp_path / "t2")),
+        request(tmp_path, files=(str(site / "nope"),), databases=None, target=str(tmp_path / "t2")),
     )
     assert (outcome.reason, outcome.exit_code) == ("not_in_set", 3)
     assert not (tmp_path / "t2").exists()
 
 
 def test_in_place_restore_puts_files_back_over_the_originals(
-    agent: ModuleType, tmp_path: Path, store: FtpStore, certs: Certs, site: Path
+    tmp_path: Path, store: FtpStore, certs: Certs, site: Path
 ) -> None:
-    config = make_config(agent, tmp_path, store, certs, site)
+    config = make_config(tmp_path, store, certs, site)
     before = tree(site)
-    backed_up(agent, config)
+    backed_up(config)
     (site / "shop" / "index.php").write_text("defaced")
     (site / "blog" / "post.html").unlink()
     (site / "shop" / "assets" / "logo.bin").chmod(0o600)
-    outcome = agent.restore(config, request(agent, tmp_path, databases=None, in_place=True))
+    outcome = restore(config, request(tmp_path, databases=None, in_place=True))
     assert outcome.reason == "ok", outcome.message
     assert outcome.files == {"target": "/", "paths": "all"}
     assert tree(site) == before
@@ -140,9 +145,9 @@ def test_in_place_restore_puts_files_back_over_the_originals(
 
 
 def test_corrupted_set_is_refused_before_any_change(
-    agent: ModuleType, tmp_path: Path, store: FtpStore, certs: Certs, site: Path, mariadb: MariaDB
+    tmp_path: Path, store: FtpStore, certs: Certs, site: Path, mariadb: MariaDB
 ) -> None:
-    config = backed_up_with_databases(agent, tmp_path, store, certs, site, mariadb, ["wiki"])
+    config = backed_up_with_databases(tmp_path, store, certs, site, mariadb, ["wiki"])
     (site / "shop" / "index.php").write_text("current content")
     mariadb.sql("INSERT INTO page VALUES ('Nouvelle');", "wiki")
     live = tree(site)
@@ -151,8 +156,8 @@ def test_corrupted_set_is_refused_before_any_change(
     data = bytearray(intact)
     data[len(data) // 2] ^= 0xFF
     archive.write_bytes(bytes(data))
-    everything = request(agent, tmp_path, in_place=True, mysql_defaults_file=str(mariadb.root_defaults))
-    outcome = agent.restore(config, everything)
+    everything = request(tmp_path, in_place=True, mysql_defaults_file=str(mariadb.root_defaults))
+    outcome = restore(config, everything)
     assert (outcome.reason, outcome.exit_code) == ("corrupt", 4)
     assert "www.tar.gz" in outcome.message and "SHA256SUMS" in outcome.message
     assert tree(site) == live
@@ -165,15 +170,15 @@ def test_corrupted_set_is_refused_before_any_change(
     text = subprocess.run(["gunzip", "-c", str(dump)], capture_output=True, check=True).stdout
     dump.write_bytes(subprocess.run(["gzip", "-c"], input=text[: len(text) // 2], capture_output=True).stdout)
     sums = (store.home / SET / "SHA256SUMS").read_text().splitlines()
-    good = agent.format_sha256sums(
+    good = format_sha256sums(
         {
             **{line.split("  ", 1)[1]: line.split("  ", 1)[0] for line in sums},
-            "www.tar.gz": agent.sha256_file(archive),
-            "db/wiki.sql.gz": agent.sha256_file(dump),
+            "www.tar.gz": sha256_file(archive),
+            "db/wiki.sql.gz": sha256_file(dump),
         }
     )
     (store.home / SET / "SHA256SUMS").write_text(good)
-    outcome = agent.restore(config, everything)
+    outcome = restore(config, everything)
     assert (outcome.reason, outcome.exit_code) == ("corrupt", 4), outcome.message
     assert "Dump completed" in outcome.message
     assert tree(site) == live
@@ -181,38 +186,34 @@ def test_corrupted_set_is_refused_before_any_change(
     mariadb.sql("DELETE FROM page WHERE title = 'Nouvelle';", "wiki")
 
 
-def test_missing_set_and_empty_store(
-    agent: ModuleType, tmp_path: Path, store: FtpStore, certs: Certs, site: Path
-) -> None:
-    config = make_config(agent, tmp_path, store, certs, site)
-    outcome = agent.restore(config, request(agent, tmp_path))
+def test_missing_set_and_empty_store(tmp_path: Path, store: FtpStore, certs: Certs, site: Path) -> None:
+    config = make_config(tmp_path, store, certs, site)
+    outcome = restore(config, request(tmp_path))
     assert (outcome.reason, outcome.exit_code) == ("no_set", 3)
-    backed_up(agent, config)
-    outcome = agent.restore(config, request(agent, tmp_path, set_name="2026-11-01"))
+    backed_up(config)
+    outcome = restore(config, request(tmp_path, set_name="2026-11-01"))
     assert (outcome.reason, outcome.exit_code) == ("no_set", 3)
     assert SET in outcome.message  # names what there is
     # A `.partial` folder is never a set.
     (store.home / "2026-11-24.partial").mkdir()
-    outcome = agent.restore(config, request(agent, tmp_path, set_name="2026-11-24"))
+    outcome = restore(config, request(tmp_path, set_name="2026-11-24"))
     assert outcome.reason == "no_set"
     # No database in the set.
-    outcome = agent.restore(config, request(agent, tmp_path, files=None, databases=("shop",)))
+    outcome = restore(config, request(tmp_path, files=None, databases=("shop",)))
     assert (outcome.reason, outcome.exit_code) == ("not_in_set", 3)
     assert not (tmp_path / "restored").exists()
 
 
 def test_databases_side_then_in_place_with_views_triggers_events_routines(
-    agent: ModuleType, tmp_path: Path, store: FtpStore, certs: Certs, site: Path, mariadb: MariaDB
+    tmp_path: Path, store: FtpStore, certs: Certs, site: Path, mariadb: MariaDB
 ) -> None:
-    config = backed_up_with_databases(agent, tmp_path, store, certs, site, mariadb, "all")
+    config = backed_up_with_databases(tmp_path, store, certs, site, mariadb, "all")
     products = "SELECT id, name, HEX(photo) FROM product ORDER BY id"
     original = mariadb.sql(products, "shop")
     # Side: the live database is not touched.
     mariadb.sql("UPDATE product SET name = 'changed' WHERE id = 1; CREATE TABLE later (x INT);", "shop")
     root = str(mariadb.root_defaults)
-    outcome = agent.restore(
-        config, request(agent, tmp_path, files=None, databases=("shop",), mysql_defaults_file=root)
-    )
+    outcome = restore(config, request(tmp_path, files=None, databases=("shop",), mysql_defaults_file=root))
     assert outcome.reason == "ok", outcome.message
     side = "shop_restored_" + SET.replace("-", "")
     assert outcome.databases == {"shop": side}
@@ -220,8 +221,8 @@ def test_databases_side_then_in_place_with_views_triggers_events_routines(
     assert mariadb.sql("SELECT name FROM product WHERE id = 1", "shop") == "changed\n"
     check_objects(mariadb, side)
     # In place: the live database is as it was that night, the side copy is gone.
-    outcome = agent.restore(
-        config, request(agent, tmp_path, files=None, databases=(), in_place=True, mysql_defaults_file=root)
+    outcome = restore(
+        config, request(tmp_path, files=None, databases=(), in_place=True, mysql_defaults_file=root)
     )
     assert outcome.reason == "ok", outcome.message
     assert outcome.databases == {"shop": "shop", "wiki": "wiki"}
@@ -252,15 +253,15 @@ def check_objects(mariadb: MariaDB, database: str) -> None:
 
 
 def test_database_server_down_changes_nothing(
-    agent: ModuleType, tmp_path: Path, store: FtpStore, certs: Certs, site: Path, mariadb: MariaDB
+    tmp_path: Path, store: FtpStore, certs: Certs, site: Path, mariadb: MariaDB
 ) -> None:
-    config = backed_up_with_databases(agent, tmp_path, store, certs, site, mariadb, ["wiki"])
+    config = backed_up_with_databases(tmp_path, store, certs, site, mariadb, ["wiki"])
     (site / "shop" / "index.php").write_text("current")
     live = tree(site)
     mariadb.stop()
     try:
-        outcome = agent.restore(
-            config, request(agent, tmp_path, in_place=True, mysql_defaults_file=str(mariadb.root_defaults))
+        outcome = restore(
+            config, request(tmp_path, in_place=True, mysql_defaults_file=str(mariadb.root_defaults))
         )
     finally:
         mariadb.start()
@@ -269,13 +270,13 @@ def test_database_server_down_changes_nothing(
 
 
 def test_command_line_json_and_no_password_on_argv(
-    agent: ModuleType, tmp_path: Path, store: FtpStore, certs: Certs, site: Path
+    tmp_path: Path, store: FtpStore, certs: Certs, site: Path, built: None
 ) -> None:
     calls = tmp_path / "argv.log"
     real = subprocess.run(["sh", "-c", "command -v lftp"], capture_output=True, text=True).stdout.strip()
     spy = write_exec(tmp_path / "lftp", f'#!/bin/sh\necho "$@" >> {calls}\nexec {real} "$@"\n')
-    config = make_config(agent, tmp_path, store, certs, site, tools={"lftp": str(spy)})
-    backed_up(agent, config)
+    config = make_config(tmp_path, store, certs, site, tools={"lftp": str(spy)})
+    backed_up(config)
     config_file = tmp_path / "config.json"
     target = tmp_path / "cli"
     argv = [
@@ -289,16 +290,14 @@ def test_command_line_json_and_no_password_on_argv(
         str(target),
         "--json",
     ]
-    result = subprocess.run(
-        ["python3", str(agent.__file__), *argv], capture_output=True, text=True, check=False
-    )
+    result = subprocess.run([str(AGENT_PATH), *argv], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["reason"] == "ok" and report["set"] == SET and report["exit_code"] == 0
     assert (target / str(site).lstrip("/") / "blog" / "post.html").exists()
     assert PASSWORD not in calls.read_text()
     missing = subprocess.run(
-        ["python3", str(agent.__file__), "--config", str(config_file), "restore", "--set", "2020-01-01"],
+        [str(AGENT_PATH), "--config", str(config_file), "restore", "--set", "2020-01-01"],
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert missing.returncode == 3
@@ -310,13 +309,13 @@ def test_command_line_json_and_no_password_on_argv(
 NOBODY = 65534
 
 
-def rewrite_set_file(agent: ModuleType, folder: Path, name: str, data: bytes) -> None:
+def rewrite_set_file(folder: Path, name: str, data: bytes) -> None:
     """Replaces a file of a published set and its line of SHA256SUMS, as whoever holds the
     guest's write account could: the checksums then pass."""
     (folder / name).write_bytes(data)
-    sums = agent.parse_sha256sums((folder / "SHA256SUMS").read_text())
-    sums[name] = agent.sha256_file(folder / name)
-    (folder / "SHA256SUMS").write_text(agent.format_sha256sums(sums))
+    sums = parse_sha256sums((folder / "SHA256SUMS").read_text())
+    sums[name] = sha256_file(folder / name)
+    (folder / "SHA256SUMS").write_text(format_sha256sums(sums))
 
 
 def with_lines_before_trailer(dump: bytes, lines: str) -> bytes:
@@ -352,12 +351,12 @@ HOSTILE_DUMPS = {
 
 
 def hostile_set(
-    agent: ModuleType, tmp_path: Path, store: FtpStore, certs: Certs, site: Path, mariadb: MariaDB,
+    tmp_path: Path, store: FtpStore, certs: Certs, site: Path, mariadb: MariaDB,
     payload: str,
 ) -> tuple[Any, Path]:  # fmt: skip
     """A set whose dump of `wiki` carries `payload` (with {marker} a file that must never
     appear); the live `wiki` has a row the set does not."""
-    config = backed_up_with_databases(agent, tmp_path, store, certs, site, mariadb, ["wiki"])
+    config = backed_up_with_databases(tmp_path, store, certs, site, mariadb, ["wiki"])
     marker = tmp_path / "pwned"
     if "source" in payload:
         marker.with_suffix(".sql").write_text(f"SELECT 1; \\! touch {marker}\n")
@@ -366,7 +365,7 @@ def hostile_set(
     text = subprocess.run(["gunzip", "-c", str(dump)], capture_output=True, check=True).stdout
     hostile = with_lines_before_trailer(text, payload.format(marker=marker))
     packed = subprocess.run(["gzip", "-c"], input=hostile, capture_output=True, check=True).stdout
-    rewrite_set_file(agent, store.home / SET, "db/wiki.sql.gz", packed)
+    rewrite_set_file(store.home / SET, "db/wiki.sql.gz", packed)
     mariadb.sql("INSERT INTO page VALUES ('Vivante');", "wiki")
     return config, marker
 
@@ -387,15 +386,15 @@ def wiki_reset(mariadb: MariaDB) -> Any:
 
 @pytest.mark.parametrize("payload", list(HOSTILE_DUMPS.values()), ids=list(HOSTILE_DUMPS))
 def test_hostile_dump_is_refused_and_nothing_runs(
-    agent: ModuleType, tmp_path: Path, store: FtpStore, certs: Certs, site: Path, mariadb: MariaDB,
+    tmp_path: Path, store: FtpStore, certs: Certs, site: Path, mariadb: MariaDB,
     wiki_reset: None, payload: str,
 ) -> None:  # fmt: skip
     """A dump carrying a client command (the customer of an unmanaged VPS writes the sets) is
     refused before any database or file is touched, and the command never runs."""
-    config, marker = hostile_set(agent, tmp_path, store, certs, site, mariadb, payload)
+    config, marker = hostile_set(tmp_path, store, certs, site, mariadb, payload)
     live, databases = tree(site), mariadb.sql("SHOW DATABASES")
-    outcome = agent.restore(
-        config, request(agent, tmp_path, in_place=True, mysql_defaults_file=str(mariadb.root_defaults))
+    outcome = restore(
+        config, request(tmp_path, in_place=True, mysql_defaults_file=str(mariadb.root_defaults))
     )
     assert not marker.exists()
     assert (outcome.reason, outcome.exit_code) == ("unsafe_dump", 4), outcome.message
@@ -406,16 +405,16 @@ def test_hostile_dump_is_refused_and_nothing_runs(
 
 @pytest.mark.parametrize("payload", list(HOSTILE_DUMPS.values()), ids=list(HOSTILE_DUMPS))
 def test_the_client_sandbox_stops_a_dump_the_screen_would_miss(
-    agent: ModuleType, tmp_path: Path, store: FtpStore, certs: Certs, site: Path, mariadb: MariaDB,
+    tmp_path: Path, store: FtpStore, certs: Certs, site: Path, mariadb: MariaDB,
     wiki_reset: None, monkeypatch: pytest.MonkeyPatch, payload: str,
 ) -> None:  # fmt: skip
     """Belt and braces: with the screen switched off, the client's --sandbox --binary-mode
     still refuses the command; the side load fails, so nothing live changes."""
-    config, marker = hostile_set(agent, tmp_path, store, certs, site, mariadb, payload)
+    config, marker = hostile_set(tmp_path, store, certs, site, mariadb, payload)
     databases = mariadb.sql("SHOW DATABASES")
-    monkeypatch.setattr(agent.DumpScreen, "close", lambda self: [])
-    outcome = agent.restore(
-        config, request(agent, tmp_path, in_place=True, mysql_defaults_file=str(mariadb.root_defaults))
+    monkeypatch.setattr(DumpScreen, "close", lambda self: [])
+    outcome = restore(
+        config, request(tmp_path, in_place=True, mysql_defaults_file=str(mariadb.root_defaults))
     )
     assert not marker.exists()
     assert outcome.reason == "apply_failed", outcome.message
@@ -425,7 +424,7 @@ def test_the_client_sandbox_stops_a_dump_the_screen_would_miss(
 
 
 def test_commands_inside_quoted_data_are_restored_as_data(
-    agent: ModuleType, tmp_path: Path, store: FtpStore, certs: Certs, site: Path, mariadb: MariaDB,
+    tmp_path: Path, store: FtpStore, certs: Certs, site: Path, mariadb: MariaDB,
     wiki_reset: None,
 ) -> None:  # fmt: skip
     """What looks like a command inside a string (a wiki page about the client) is data: the
@@ -435,13 +434,11 @@ def test_commands_inside_quoted_data_are_restored_as_data(
     mariadb.sql("CREATE TABLE note (body TEXT);", "wiki")
     try:
         mariadb.sql(f"INSERT INTO note VALUES ('{text.replace(chr(92), chr(92) * 2)}');", "wiki")
-        config = backed_up_with_databases(agent, tmp_path, store, certs, site, mariadb, ["wiki"])
+        config = backed_up_with_databases(tmp_path, store, certs, site, mariadb, ["wiki"])
     finally:
         mariadb.sql("DROP TABLE note;", "wiki")
     root = str(mariadb.root_defaults)
-    outcome = agent.restore(
-        config, request(agent, tmp_path, files=None, databases=("wiki",), mysql_defaults_file=root)
-    )
+    outcome = restore(config, request(tmp_path, files=None, databases=("wiki",), mysql_defaults_file=root))
     assert outcome.reason == "ok", outcome.message
     side = outcome.databases["wiki"]
     got = mariadb.sql("SELECT body FROM note", side)
@@ -449,7 +446,7 @@ def test_commands_inside_quoted_data_are_restored_as_data(
     assert not marker.exists()
 
 
-def test_real_dumps_pass_the_screen(agent: ModuleType, mariadb: MariaDB) -> None:
+def test_real_dumps_pass_the_screen(mariadb: MariaDB) -> None:
     """mariadb-dump's own output (views, triggers, events, routines, DELIMITER ;;, its
     "enable the sandbox" first line), read in chunks of any size, holds no client command."""
     dump = subprocess.run(
@@ -459,7 +456,7 @@ def test_real_dumps_pass_the_screen(agent: ModuleType, mariadb: MariaDB) -> None
     ).stdout  # fmt: skip
     assert b"DELIMITER ;;" in dump and b"CREATE DEFINER" in dump
     for size in (len(dump), 1, 7, 4096):
-        screen = agent.DumpScreen("shop")
+        screen = DumpScreen("shop")
         for i in range(0, len(dump), size):
             screen.feed(dump[i : i + size])
         assert screen.close() == [], size
@@ -486,18 +483,18 @@ def plant(link: Path, system: Path, owner: int = NOBODY) -> None:
 
 @pytest.mark.parametrize("scope", ["all", "folder", "file"])
 def test_in_place_restore_never_follows_a_planted_link(
-    agent: ModuleType, tmp_path: Path, store: FtpStore, certs: Certs, site: Path, scope: str
+    tmp_path: Path, store: FtpStore, certs: Certs, site: Path, scope: str
 ) -> None:
     """A link planted where the set has a folder (a web application compromise) is moved aside
     with what else the restore replaces, never followed: nothing outside the site is written,
     for the whole set as for one path below the link (issue 10, #2)."""
     link, system = planted_link_site(site, tmp_path)
-    config = make_config(agent, tmp_path, store, certs, site)
-    backed_up(agent, config)
+    config = make_config(tmp_path, store, certs, site)
+    backed_up(config)
     plant(link, system)
     before = tree(system)
     files = {"all": (), "folder": (str(link),), "file": (str(link / "passwd"),)}[scope]
-    outcome = agent.restore(config, request(agent, tmp_path, files=files, databases=None, in_place=True))
+    outcome = restore(config, request(tmp_path, files=files, databases=None, in_place=True))
     assert outcome.reason == "ok", outcome.message
     assert tree(system) == before  # not one byte outside the site
     assert not link.is_symlink() and (link / "passwd").read_text() == "from the set\n"
@@ -506,29 +503,27 @@ def test_in_place_restore_never_follows_a_planted_link(
 
 
 def test_side_restore_never_follows_a_link_in_an_earlier_side_copy(
-    agent: ModuleType, tmp_path: Path, store: FtpStore, certs: Certs, site: Path
+    tmp_path: Path, store: FtpStore, certs: Certs, site: Path
 ) -> None:
     """The side copy of a set restored twice: an earlier copy's entries are replaced, links
     among them never followed, even root's (a forged set can hold any link)."""
     link, system = planted_link_site(site, tmp_path)
-    config = make_config(agent, tmp_path, store, certs, site)
-    backed_up(agent, config)
+    config = make_config(tmp_path, store, certs, site)
+    backed_up(config)
     side = tmp_path / "restored" / SET
-    outcome = agent.restore(config, request(agent, tmp_path, databases=None))
+    outcome = restore(config, request(tmp_path, databases=None))
     assert outcome.reason == "ok", outcome.message
     copy = side / str(link).lstrip("/")
     os.chown(copy.parent, 0, 0)
     plant(copy, system, owner=0)
     before = tree(system)
-    outcome = agent.restore(config, request(agent, tmp_path, files=(str(link / "passwd"),), databases=None))
+    outcome = restore(config, request(tmp_path, files=(str(link / "passwd"),), databases=None))
     assert outcome.reason == "ok", outcome.message
     assert tree(system) == before
     assert (copy / "passwd").read_text() == "from the set\n" and not copy.is_symlink()
 
 
-def test_a_link_root_made_above_the_site_is_followed(
-    agent: ModuleType, tmp_path: Path, store: FtpStore, certs: Certs
-) -> None:
+def test_a_link_root_made_above_the_site_is_followed(tmp_path: Path, store: FtpStore, certs: Certs) -> None:
     """/data as a link to another disk, made by root in a folder only root changes: the restore
     goes where it points, as the backup read it, and the link stays."""
     disk = tmp_path / "guest" / "disk2" / "data"
@@ -537,27 +532,28 @@ def test_a_link_root_made_above_the_site_is_followed(
     data = tmp_path / "guest" / "data"
     data.symlink_to(disk)
     site = data / "www"
-    config = make_config(agent, tmp_path, store, certs, site)
-    backed_up(agent, config)
+    config = make_config(tmp_path, store, certs, site)
+    backed_up(config)
     (site / "blog" / "post.html").write_text("defaced")
-    outcome = agent.restore(config, request(agent, tmp_path, databases=None, in_place=True))
+    outcome = restore(config, request(tmp_path, databases=None, in_place=True))
     assert outcome.reason == "ok", outcome.message
     assert data.is_symlink()
     assert (disk / "www" / "blog" / "post.html").read_text() == "<p>on the other disk</p>\n"
 
 
 def test_side_copies_go_to_a_root_only_folder(
-    agent: ModuleType, tmp_path: Path, store: FtpStore, certs: Certs, site: Path
+    tmp_path: Path, store: FtpStore, certs: Certs, site: Path
 ) -> None:
     """By default beside the originals means <restore_dir>/<set>/, a folder of the agent's own
     (mode 0700), not a predictable name in world-writable /var/tmp (issue 10, #3)."""
-    assert agent.Config.restore_dir == "/var/lib/vpsfleet-backup/restore"
-    assert agent.Config.replaced_dir == "/var/lib/vpsfleet-backup/replaced"
-    config = make_config(agent, tmp_path, store, certs, site)
-    backed_up(agent, config)
-    outcome = agent.restore(config, agent.RestoreRequest(databases=None))
+    assert Config.restore_dir == "/var/lib/vpsfleet-backup/restore"
+    assert Config.replaced_dir == "/var/lib/vpsfleet-backup/replaced"
+    config = make_config(tmp_path, store, certs, site)
+    backed_up(config)
+    outcome = restore(config, RestoreRequest(databases=None))
     assert outcome.reason == "ok", outcome.message
     root = Path(config.restore_dir)
+    assert outcome.files is not None
     assert outcome.files["target"] == str(root / SET)
     for folder in (root, root / SET):
         assert folder.stat().st_mode & 0o777 == 0o700 and folder.stat().st_uid == os.geteuid()
@@ -581,18 +577,18 @@ def not_ours_by_mode(folder: Path, _elsewhere: Path) -> None:
 @pytest.mark.parametrize("made", [not_ours_as_a_link, not_ours_by_owner, not_ours_by_mode])
 @pytest.mark.parametrize("which", ["restore_dir", "target"])
 def test_a_restore_folder_someone_else_made_is_refused(
-    agent: ModuleType, tmp_path: Path, store: FtpStore, certs: Certs, site: Path, made: Any, which: str
+    tmp_path: Path, store: FtpStore, certs: Certs, site: Path, made: Any, which: str
 ) -> None:
     """The restore folder (or a given target) that exists and is not ours (a link, another
     owner, writable by others) is refused before anything is written."""
-    config = make_config(agent, tmp_path, store, certs, site)
-    backed_up(agent, config)
+    config = make_config(tmp_path, store, certs, site)
+    backed_up(config)
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     folder = Path(config.restore_dir) if which == "restore_dir" else tmp_path / "given"
     made(folder, elsewhere)
     target = None if which == "restore_dir" else str(folder)
-    outcome = agent.restore(config, agent.RestoreRequest(databases=None, target=target))
+    outcome = restore(config, RestoreRequest(databases=None, target=target))
     assert (outcome.reason, outcome.exit_code) == ("unsafe_target", 2), outcome.message
     assert str(folder) in outcome.message
     assert not list(elsewhere.iterdir())
@@ -601,32 +597,30 @@ def test_a_restore_folder_someone_else_made_is_refused(
 
 
 def test_a_target_in_a_folder_others_can_write_is_refused(
-    agent: ModuleType, tmp_path: Path, store: FtpStore, certs: Certs, site: Path
+    tmp_path: Path, store: FtpStore, certs: Certs, site: Path
 ) -> None:
     shared = tmp_path / "shared"
     shared.mkdir()
     shared.chmod(0o777)  # not sticky: anyone may swap the target for a link
-    config = make_config(agent, tmp_path, store, certs, site)
-    backed_up(agent, config)
-    outcome = agent.restore(config, agent.RestoreRequest(databases=None, target=str(shared / "copy")))
+    config = make_config(tmp_path, store, certs, site)
+    backed_up(config)
+    outcome = restore(config, RestoreRequest(databases=None, target=str(shared / "copy")))
     assert outcome.reason == "unsafe_target", outcome.message
 
 
 def test_in_place_keeps_the_live_database_and_files_under_dated_names(
-    agent: ModuleType, tmp_path: Path, store: FtpStore, certs: Certs, site: Path, mariadb: MariaDB,
+    tmp_path: Path, store: FtpStore, certs: Certs, site: Path, mariadb: MariaDB,
     wiki_reset: None,
 ) -> None:  # fmt: skip
     """Before a restore in place, the live database is kept as <db>_before_restore_<stamp> and
     the files it replaces in <replaced_dir>/<stamp>/; the result says where (issue 10, #11)."""
-    config = backed_up_with_databases(agent, tmp_path, store, certs, site, mariadb, ["wiki"])
+    config = backed_up_with_databases(tmp_path, store, certs, site, mariadb, ["wiki"])
     mariadb.sql("INSERT INTO page VALUES ('Vivante'); CREATE TABLE later (x INT);", "wiki")
     mariadb.sql("CREATE EVENT tidy ON SCHEDULE EVERY 1 DAY DO DELETE FROM page WHERE title = 'x';", "wiki")
     (site / "shop" / "index.php").write_text("edited after the backup")
     now = dt.datetime(2026, 11, 24, 9, 30)
-    everything = request(
-        agent, tmp_path, in_place=True, mysql_defaults_file=str(mariadb.root_defaults), now=now
-    )
-    outcome = agent.restore(config, everything)
+    everything = request(tmp_path, in_place=True, mysql_defaults_file=str(mariadb.root_defaults), now=now)
+    outcome = restore(config, everything)
     assert outcome.reason == "ok", outcome.message
     keep = "wiki_before_restore_202611240930"
     kept_files = str(Path(config.replaced_dir) / "202611240930")
@@ -642,7 +636,7 @@ def test_in_place_keeps_the_live_database_and_files_under_dated_names(
     assert Path(config.replaced_dir).stat().st_mode & 0o777 == 0o700
     assert keep in outcome.message and outcome.replaced["files"] in outcome.message
     # The same minute again: new names, the first copies are not overwritten.
-    outcome = agent.restore(config, everything)
+    outcome = restore(config, everything)
     assert outcome.reason == "ok", outcome.message
     assert outcome.replaced["databases"] == {"wiki": keep + "_2"}
     assert outcome.replaced["files"].endswith("/202611240930_2")
@@ -650,7 +644,7 @@ def test_in_place_keeps_the_live_database_and_files_under_dated_names(
 
 
 def test_replaced_files_are_kept_across_file_systems(
-    agent: ModuleType, tmp_path: Path, store: FtpStore, certs: Certs, site: Path
+    tmp_path: Path, store: FtpStore, certs: Certs, site: Path
 ) -> None:
     """The replaced folder on another file system (/dev/shm here): entries are copied, links as
     links, then removed; never followed."""
@@ -660,11 +654,11 @@ def test_replaced_files_are_kept_across_file_systems(
     link, system = planted_link_site(site, tmp_path)
     replaced = Path(tempfile.mkdtemp(prefix="vpsfleet-replaced-", dir=shm))
     try:
-        config = make_config(agent, tmp_path, store, certs, site, replaced_dir=str(replaced / "r"))
-        backed_up(agent, config)
+        config = make_config(tmp_path, store, certs, site, replaced_dir=str(replaced / "r"))
+        backed_up(config)
         plant(link, system)
         (site / "shop" / "index.php").write_text("edited")
-        outcome = agent.restore(config, request(agent, tmp_path, databases=None, in_place=True))
+        outcome = restore(config, request(tmp_path, databases=None, in_place=True))
         assert outcome.reason == "ok", outcome.message
         kept = Path(outcome.replaced["files"]) / str(site).lstrip("/")
         assert (kept / "shop" / "index.php").read_text() == "edited"
@@ -676,22 +670,22 @@ def test_replaced_files_are_kept_across_file_systems(
 
 
 def test_latest_is_never_a_set_dated_in_the_future(
-    agent: ModuleType, tmp_path: Path, store: FtpStore, certs: Certs, site: Path
+    tmp_path: Path, store: FtpStore, certs: Certs, site: Path
 ) -> None:
     """A set named after tomorrow (a clock ran ahead, or planted) is never `latest`."""
-    config = make_config(agent, tmp_path, store, certs, site)
-    backed_up(agent, config)
+    config = make_config(tmp_path, store, certs, site)
+    backed_up(config)
     shutil.copytree(store.home / SET, store.home / "2099-01-01")
-    outcome = agent.restore(config, request(agent, tmp_path, databases=None))
+    outcome = restore(config, request(tmp_path, databases=None))
     assert (outcome.reason, outcome.set_name) == ("ok", SET), outcome.message
 
 
 def test_a_client_without_sandbox_is_refused_before_any_change(
-    agent: ModuleType, tmp_path: Path, store: FtpStore, certs: Certs, site: Path, mariadb: MariaDB,
+    tmp_path: Path, store: FtpStore, certs: Certs, site: Path, mariadb: MariaDB,
     wiki_reset: None,
 ) -> None:  # fmt: skip
     """An old mariadb client that lacks --sandbox never loads a dump: configuration error."""
-    config = backed_up_with_databases(agent, tmp_path, store, certs, site, mariadb, ["wiki"])
+    config = backed_up_with_databases(tmp_path, store, certs, site, mariadb, ["wiki"])
     old = write_exec(
         tmp_path / "old-mariadb",
         "#!/bin/sh\necho \"mariadb: unknown option '--sandbox'\" >&2\nexit 7\n",
@@ -699,15 +693,15 @@ def test_a_client_without_sandbox_is_refused_before_any_change(
     older = dataclasses.replace(config, tools={"mariadb": str(old)})
     databases = mariadb.sql("SHOW DATABASES")
     root = str(mariadb.root_defaults)
-    everything = request(agent, tmp_path, files=None, in_place=True, mysql_defaults_file=root)
-    outcome = agent.restore(older, everything)
+    everything = request(tmp_path, files=None, in_place=True, mysql_defaults_file=root)
+    outcome = restore(older, everything)
     assert (outcome.reason, outcome.exit_code) == ("config", 2), outcome.message
     assert "--sandbox" in outcome.message
     assert mariadb.sql("SHOW DATABASES") == databases
 
 
 def test_in_place_restore_on_another_file_system(
-    agent: ModuleType, tmp_path: Path, store: FtpStore, certs: Certs, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, store: FtpStore, certs: Certs, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A site on another file system than the restore folder (/dev/shm here): the files wait in
     a private folder on the site's own file system, then move into place; nothing is left."""
@@ -719,8 +713,8 @@ def test_in_place_restore_on_another_file_system(
         site = base / "data" / "www"
         (site / "blog").mkdir(parents=True)
         (site / "blog" / "post.html").write_text("<p>on tmpfs</p>\n")
-        config = make_config(agent, tmp_path, store, certs, site)
-        backed_up(agent, config)
+        config = make_config(tmp_path, store, certs, site)
+        backed_up(config)
         (site / "blog" / "post.html").write_text("defaced")
         before = set(shm.iterdir())
         stages: list[str] = []
@@ -731,8 +725,8 @@ def test_in_place_restore_on_another_file_system(
                 stages.append(str(dir))
             return real_mkdtemp(prefix=prefix, dir=dir)
 
-        monkeypatch.setattr(agent.tempfile, "mkdtemp", mkdtemp)
-        outcome = agent.restore(config, request(agent, tmp_path, databases=None, in_place=True))
+        monkeypatch.setattr(tempfile, "mkdtemp", mkdtemp)
+        outcome = restore(config, request(tmp_path, databases=None, in_place=True))
         assert outcome.reason == "ok", outcome.message
         assert stages == [str(shm)]  # the top of the site's file system that only root changes
         assert (site / "blog" / "post.html").read_text() == "<p>on tmpfs</p>\n"

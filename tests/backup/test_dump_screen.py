@@ -14,13 +14,13 @@ import re
 import subprocess
 import uuid
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.backup.conftest import MariaDB
+from vpsfleet_agents.backup.dump_screen import DumpScreen
 
 # What mariadb-dump writes before any data: the SQL mode is known from there on.
 PROLOGUE = "/*!40101 SET @OLD_SQL_MODE=@@SQL_MODE, SQL_MODE='NO_AUTO_VALUE_ON_ZERO' */;\n"
@@ -211,8 +211,8 @@ CASES: dict[str, tuple[str, str]] = {
 }
 
 
-def screen(agent: ModuleType, data: bytes, size: int) -> list[str]:
-    found = agent.DumpScreen("test")
+def screen(data: bytes, size: int) -> list[str]:
+    found = DumpScreen("test")
     for i in range(0, len(data), size):
         found.feed(data[i : i + size])
     return list(found.close())
@@ -223,9 +223,9 @@ def as_screened(text: str) -> bytes:
 
 
 @pytest.mark.parametrize(("text", "verdict"), list(CASES.values()), ids=list(CASES))
-def test_client_commands_are_found_in_chunks_of_any_size(agent: ModuleType, text: str, verdict: str) -> None:
+def test_client_commands_are_found_in_chunks_of_any_size(text: str, verdict: str) -> None:
     data = as_screened(text)
-    findings = {size: screen(agent, data, size) for size in (len(data), 1, 2, 7)}
+    findings = {size: screen(data, size) for size in (len(data), 1, 2, 7)}
     assert all(f == findings[len(data)] for f in findings.values()), findings
     assert bool(findings[len(data)]) == (verdict != "passes"), findings[len(data)]
     if verdict != "passes":
@@ -263,7 +263,7 @@ def test_the_table_says_what_the_real_client_runs(
     assert marker.exists() == (verdict == "runs")
 
 
-def test_real_dumps_pass_with_routines_under_any_sql_mode(agent: ModuleType, mariadb: MariaDB) -> None:
+def test_real_dumps_pass_with_routines_under_any_sql_mode(mariadb: MariaDB) -> None:
     """mariadb-dump's own output: routines made under NO_BACKSLASH_ESCAPES and ANSI, triggers
     and events with blocks, a view, a sequence, data with every quote and backslash."""
     mariadb.sql(
@@ -292,7 +292,7 @@ def test_real_dumps_pass_with_routines_under_any_sql_mode(agent: ModuleType, mar
     ).stdout  # fmt: skip
     assert b"NO_BACKSLASH_ESCAPES" in dump and b"DELIMITER ;;" in dump
     for size in (len(dump), 1, 7, 4096):
-        assert screen(agent, dump, size) == [], size
+        assert screen(dump, size) == [], size
 
 
 PIECES = [
@@ -306,37 +306,33 @@ PIECES = [
 
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.sampled_from(PIECES), max_size=60), st.integers(min_value=1, max_value=40))
-def test_findings_do_not_depend_on_how_the_dump_is_cut(
-    agent: ModuleType, pieces: list[str], size: int
-) -> None:
+def test_findings_do_not_depend_on_how_the_dump_is_cut(pieces: list[str], size: int) -> None:
     data = "".join(pieces).encode()
-    assert screen(agent, data, size) == screen(agent, data, max(len(data), 1))
+    assert screen(data, size) == screen(data, max(len(data), 1))
 
 
-def test_very_long_lines_are_screened_in_parts(agent: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(agent.DumpScreen, "PARTIAL", 100)
+def test_very_long_lines_are_screened_in_parts(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(DumpScreen, "PARTIAL", 100)
     data = (
         PROLOGUE + "INSERT INTO t VALUES ('" + "a\\'b -- /* sql_mode" * 200 + "'); \\! touch /x\n"
     ).encode()
     for size in (1, 50, 333, len(data)):
-        assert screen(agent, data, size) == ["line 2: client command \\! outside quoted data"], size
+        assert screen(data, size) == ["line 2: client command \\! outside quoted data"], size
     data = (PROLOGUE + "INSERT INTO t VALUES ('" + "a\\'b" * 200 + "');\n").encode()
     for size in (1, 50, 333, len(data)):
-        assert screen(agent, data, size) == [], size
+        assert screen(data, size) == [], size
     # A DELIMITER after a long comment is no DELIMITER line, whichever part of the line it is in.
     data = ("SET sql_mode='';\n;/* " + "c" * 200 + " */DELIMITER ;;\nSELECT 1;;\n").encode()
     for size in (1, 13, 333, len(data)):
-        assert screen(agent, data, size) == [
-            "line 2: a DELIMITER other than mariadb-dump's lines (DELIMITER ;;)"
-        ]
+        assert screen(data, size) == ["line 2: a DELIMITER other than mariadb-dump's lines (DELIMITER ;;)"]
 
 
-def test_the_screen_uses_no_possessive_quantifier(agent: ModuleType) -> None:
+def test_the_screen_uses_no_possessive_quantifier() -> None:
     """Debian 12's Python 3.11.2 matches a possessive repeat of alternatives wrongly (it took the
     `-` of every `--` comment line for code, and refused every real dump): atomic groups only."""
-    screen = agent.DumpScreen("test")
+    screen = DumpScreen("test")
     patterns = [screen._plain, screen._code_only, *screen._string.values(), *screen._inside.values()]
-    patterns += [v for v in vars(agent).values() if isinstance(v, re.Pattern)]
+    patterns += [v for v in vars().values() if isinstance(v, re.Pattern)]
     for pattern in patterns:
         source = pattern.pattern if isinstance(pattern.pattern, bytes) else pattern.pattern.encode()
         assert not re.search(rb"[*+?}]\+", source), source

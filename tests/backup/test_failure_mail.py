@@ -3,41 +3,24 @@ future it says the set was published and what to check (issue 10, #9)."""
 
 from __future__ import annotations
 
-import importlib.machinery
-import importlib.util
-from pathlib import Path
-from types import ModuleType
-
-import pytest
-
-MAIL_PATH = Path(__file__).resolve().parents[2] / "ansible/roles/backup/files/vpsfleet-backup-failure-mail"
+from vpsfleet_agents.backup.failure_mail import compose
 
 
-@pytest.fixture(scope="module")
-def mail() -> ModuleType:
-    loader = importlib.machinery.SourceFileLoader("vpsfleet_backup_failure_mail", str(MAIL_PATH))
-    spec = importlib.util.spec_from_loader("vpsfleet_backup_failure_mail", loader)
-    assert spec is not None
-    module = importlib.util.module_from_spec(spec)
-    loader.exec_module(module)
-    return module
-
-
-def test_an_ordinary_failure_names_the_untouched_set(mail: ModuleType) -> None:
+def test_an_ordinary_failure_names_the_untouched_set() -> None:
     status = {"reason": "quota", "message": "552", "last_success": {"set": "2026-11-22"}}
-    message = mail.compose("ops@example.net", "web-1", status, "journal")
+    message = compose("ops@example.net", "web-1", status, "journal")
     assert message["Subject"] == "[vpsfleet backup] web-1: backup failed (quota)"
     assert "its last good set (2026-11-22) is untouched" in message.get_content()
 
 
-def test_future_sets_say_published_and_what_to_check(mail: ModuleType) -> None:
+def test_future_sets_say_published_and_what_to_check() -> None:
     status = {
         "reason": "future_sets",
         "message": "published 2026-11-23, but ...",
         "future_sets": ["2027-06-01"],
         "last_success": {"set": "2026-11-23"},
     }
-    message = mail.compose("ops@example.net", "web-1", status, "journal")
+    message = compose("ops@example.net", "web-1", status, "journal")
     assert message["X-Vpsfleet-Backup-Reason"] == "future_sets"
     text = message.get_content()
     assert "published its set (2026-11-23)" in text and "2027-06-01" in text

@@ -3,18 +3,31 @@
 from __future__ import annotations
 
 import datetime as dt
-from types import ModuleType
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from vpsfleet_agents.backup.ftps import Store, classify_lftp_error
+from vpsfleet_agents.backup.sets import (
+    database_file_name,
+    format_sha256sums,
+    future_sets,
+    orphaned_superseded,
+    parse_sha256sums,
+    published_sets,
+    select_expired,
+    set_date,
+    stale_folders,
+)
+from vpsfleet_agents.backup.supervise import deadline_after
+
 TODAY = dt.date(2026, 11, 23)
 
 
-def test_only_dated_folders_are_sets(agent: ModuleType) -> None:
+def test_only_dated_folders_are_sets() -> None:
     names = ["2026-11-22", "2026-11-23.partial", "2026-11-21.superseded", "notes", "2026-02-30"]
-    assert agent.published_sets(names) == ["2026-11-22"]
+    assert published_sets(names) == ["2026-11-22"]
 
 
 @pytest.mark.parametrize(
@@ -34,27 +47,27 @@ def test_only_dated_folders_are_sets(agent: ModuleType) -> None:
         "",
     ],
 )
-def test_garbage_folder_names_are_never_sets(agent: ModuleType, name: str) -> None:
+def test_garbage_folder_names_are_never_sets(name: str) -> None:
     """A tenant's folder names are guest input: anything but exactly YYYY-MM-DD (ASCII digits,
     a real date) is not a set, and never an exception."""
-    assert agent.set_date(name) is None
-    assert agent.published_sets([name, "2026-11-22"]) == ["2026-11-22"]
-    assert agent.select_expired([name], TODAY, 1, 1) == []
-    assert agent.future_sets([name], TODAY) == []
+    assert set_date(name) is None
+    assert published_sets([name, "2026-11-22"]) == ["2026-11-22"]
+    assert select_expired([name], TODAY, 1, 1) == []
+    assert future_sets([name], TODAY) == []
 
 
-def test_retention_keeps_the_offers_days(agent: ModuleType) -> None:
+def test_retention_keeps_the_offers_days() -> None:
     names = [(TODAY - dt.timedelta(days=d)).isoformat() for d in range(20)]
-    expired = agent.select_expired(names, TODAY, 15, 3)
+    expired = select_expired(names, TODAY, 15, 3)
     assert expired == sorted(names)[:5]  # 15 nights kept: today and the 14 before
 
 
-def test_retention_never_removes_the_newest_set(agent: ModuleType) -> None:
+def test_retention_never_removes_the_newest_set() -> None:
     # A guest whose backups stopped a month ago keeps its last sets: the day judged from is the
     # newest set's next day, not today.
-    assert agent.select_expired(["2026-10-01", "2026-10-02"], TODAY, 15, 1) == []
-    assert agent.select_expired(["2026-09-01", "2026-10-02"], TODAY, 15, 1) == ["2026-09-01"]
-    assert agent.select_expired(["2026-10-02", "2026-10-02.partial"], TODAY, 1, 1) == []
+    assert select_expired(["2026-10-01", "2026-10-02"], TODAY, 15, 1) == []
+    assert select_expired(["2026-09-01", "2026-10-02"], TODAY, 15, 1) == ["2026-09-01"]
+    assert select_expired(["2026-10-02", "2026-10-02.partial"], TODAY, 1, 1) == []
 
 
 # (sets on the store, today, keep_days, minimum_sets, expected expired)
@@ -85,14 +98,14 @@ CLOCK_CASES = [
 
 @pytest.mark.parametrize(("names", "today", "keep", "minimum", "expected"), CLOCK_CASES)
 def test_retention_survives_clocks_that_jump(
-    agent: ModuleType, names: list[str], today: dt.date, keep: int, minimum: int, expected: list[str]
+    names: list[str], today: dt.date, keep: int, minimum: int, expected: list[str]
 ) -> None:
-    assert agent.select_expired(names, today, keep, minimum) == expected
+    assert select_expired(names, today, keep, minimum) == expected
 
 
-def test_future_sets_are_named(agent: ModuleType) -> None:
+def test_future_sets_are_named() -> None:
     names = ["2026-11-22", "2026-11-24", "2026-11-25", "2027-01-01", "2026-11-25.partial", "x"]
-    assert agent.future_sets(names, TODAY) == ["2026-11-25", "2027-01-01"]
+    assert future_sets(names, TODAY) == ["2026-11-25", "2027-01-01"]
 
 
 @given(
@@ -101,13 +114,11 @@ def test_future_sets_are_named(agent: ModuleType) -> None:
     st.integers(min_value=1, max_value=60),
     st.integers(min_value=1, max_value=10),
 )
-def test_retention_properties(
-    agent: ModuleType, dates: list[dt.date], today: dt.date, keep: int, minimum: int
-) -> None:
+def test_retention_properties(dates: list[dt.date], today: dt.date, keep: int, minimum: int) -> None:
     names = [d.isoformat() for d in dates] + ["2026-11-20.partial", "lost+found", "2026-11-20\n"]
-    expired = agent.select_expired(names, today, keep, minimum)
+    expired = select_expired(names, today, keep, minimum)
     horizon = today + dt.timedelta(days=1)
-    present = [n for n in agent.published_sets(names) if dt.date.fromisoformat(n) <= horizon]
+    present = [n for n in published_sets(names) if dt.date.fromisoformat(n) <= horizon]
     assert expired == sorted(set(expired))  # oldest first, once each
     assert set(expired) <= set(present)  # never a future set, never a non-set
     if present:
@@ -127,40 +138,40 @@ def test_retention_properties(
         assert expired == []
 
 
-def test_stale_folders_of_an_interrupted_run(agent: ModuleType) -> None:
+def test_stale_folders_of_an_interrupted_run() -> None:
     names = ["2026-11-22", "2026-11-22.superseded", "2026-11-23.partial", "2026-11-20.superseded"]
-    assert agent.stale_folders(names) == ["2026-11-22.superseded", "2026-11-23.partial"]
-    assert agent.orphaned_superseded(names) == ["2026-11-20.superseded"]
+    assert stale_folders(names) == ["2026-11-22.superseded", "2026-11-23.partial"]
+    assert orphaned_superseded(names) == ["2026-11-20.superseded"]
 
 
-def test_sha256sums_round_trip_in_sha256sum_format(agent: ModuleType) -> None:
+def test_sha256sums_round_trip_in_sha256sum_format() -> None:
     sums = {"www.tar.gz": "a" * 64, "db/shop.sql.gz": "b" * 64}
-    text = agent.format_sha256sums(sums)
+    text = format_sha256sums(sums)
     assert text == f"{'b' * 64}  db/shop.sql.gz\n{'a' * 64}  www.tar.gz\n"
-    assert agent.parse_sha256sums(text) == sums
+    assert parse_sha256sums(text) == sums
     with pytest.raises(ValueError, match="not a sha256sum line"):
-        agent.parse_sha256sums("xyz  www.tar.gz\n")
+        parse_sha256sums("xyz  www.tar.gz\n")
 
 
-def test_database_names_become_safe_file_names(agent: ModuleType) -> None:
-    assert agent.database_file_name("shop_2", ".gz") == "db/shop_2.sql.gz"
-    assert agent.database_file_name("a/b c", ".zst") == "db/a%2Fb%20c.sql.zst"
-    assert agent.database_file_name("..", ".gz") == "db/%2E..sql.gz"
+def test_database_names_become_safe_file_names() -> None:
+    assert database_file_name("shop_2", ".gz") == "db/shop_2.sql.gz"
+    assert database_file_name("a/b c", ".zst") == "db/a%2Fb%20c.sql.zst"
+    assert database_file_name("..", ".gz") == "db/%2E..sql.gz"
 
 
-def test_deadline_is_the_next_occurrence(agent: ModuleType) -> None:
+def test_deadline_is_the_next_occurrence() -> None:
     start = dt.datetime(2026, 11, 23, 0, 40)
-    assert agent.deadline_after(start, "02:55") == dt.datetime(2026, 11, 23, 2, 55)
+    assert deadline_after(start, "02:55") == dt.datetime(2026, 11, 23, 2, 55)
     late = dt.datetime(2026, 11, 23, 14, 0)  # a run on request in the day
-    assert agent.deadline_after(late, "02:55") == dt.datetime(2026, 11, 24, 2, 55)
+    assert deadline_after(late, "02:55") == dt.datetime(2026, 11, 24, 2, 55)
 
 
-def test_listing_parser_reads_lftp_cls(agent: ModuleType) -> None:
+def test_listing_parser_reads_lftp_cls() -> None:
     text = (
         "    4096 ./2026-11-22/\n  300000 2026-11-23.partial/www.tar.gz\n     157 ./SHA256SUMS\n"
         "./2026-11-21/\n         2026-11-23.partial/db/\n"  # ProFTPD: folders without a size
     )
-    assert agent.Store.parse_listing(text) == {
+    assert Store.parse_listing(text) == {
         "2026-11-22": None,
         "2026-11-21": None,
         "2026-11-23.partial/db": None,
@@ -184,7 +195,5 @@ def test_listing_parser_reads_lftp_cls(agent: ModuleType) -> None:
         ("mv: Access failed: 550 Permission denied", "550 Permission denied", "upload_failed"),
     ],
 )  # fmt: skip
-def test_lftp_failures_are_classified(
-    agent: ModuleType, stderr: str, replies: str, reason: str
-) -> None:
-    assert agent.classify_lftp_error(stderr, replies) == reason
+def test_lftp_failures_are_classified(stderr: str, replies: str, reason: str) -> None:
+    assert classify_lftp_error(stderr, replies) == reason

@@ -1,4 +1,4 @@
-"""The verifier that verify-backups.yml runs (ansible/playbooks/files/vpsfleet-verify-backup):
+"""The verifier that verify-backups.yml runs (vpsfleet-verify-backup, built from vpsfleet_agents.verify):
 with the customer's read-only account, the newest set passes when it is whole and fails, with the
 reason, when a byte is flipped or a dump is cut short; dumps load into a scratch MariaDB that is
 gone afterwards; the metric keeps the last success.
@@ -21,38 +21,38 @@ import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 
 from tests.backup.conftest import (
-    AGENT_PATH,
     NIGHT,
     PASSWORD,
-    REPO,
+    VERIFIER_PATH,
     Certs,
     FtpStore,
     MariaDB,
     make_config,
     need,
 )
-from tests.backup_store.conftest import load
+from vpsfleet_agents.backup.restore import decompressor
+from vpsfleet_agents.backup.run import run
+from vpsfleet_agents.verify import check
+from vpsfleet_agents.verify import cli as verify_cli
+from vpsfleet_agents.verify import sandbox as sandbox_module
+from vpsfleet_agents.verify import scratch_mariadb as scratch_module
+from vpsfleet_agents.verify.check import agent_config, load_dump, screen_dump
+from vpsfleet_agents.verify.sandbox import Sandbox, check_private
+from vpsfleet_agents.verify.scratch_mariadb import scratch_mariadb
 
-VERIFIER = REPO / "ansible" / "playbooks" / "files" / "vpsfleet-verify-backup"
 SET = NIGHT.date().isoformat()
 # The sandbox's account in the tests; verify-backups.yml makes its own, vpsfleet-verify.
 RUN_AS = "nobody"
 
 
 @pytest.fixture(autouse=True)
-def _tools() -> None:
+def _tools(built: None) -> None:
     need("lftp", "tar", "pigz", "sha256sum", "mariadbd", "mariadb-install-db", "setpriv")
-
-
-@pytest.fixture(scope="module")
-def verifier() -> ModuleType:
-    return load("vpsfleet_verify_backup", VERIFIER)
 
 
 @pytest.fixture
@@ -73,7 +73,7 @@ def verify(
     tmp_path: Path, store: FtpStore, certs: Certs, outside: Path, guest: str = "g1", *extra: str
 ) -> tuple[int, dict[str, Any]]:
     result = subprocess.run(
-        ["python3", str(VERIFIER), "--agent", str(AGENT_PATH), "--guest", guest, "--customer", "c1",
+        [str(VERIFIER_PATH), "--guest", guest, "--customer", "c1",
          "--host", "localhost", "--port", str(store.port), "--ca-file", str(certs.good_cert),
          "--timeout", "5", "--work-dir", str(tmp_path / "vwork"), "--state-dir", str(tmp_path / "vstate"),
          "--scratch-dir", str(outside / "scratch"), "--run-as", RUN_AS,
@@ -98,25 +98,22 @@ def reader(store: FtpStore) -> None:
         store._handler.authorizer.add_user("c1", PASSWORD, str(store.root / "c1"), perm="elr")
 
 
-def publish(
-    agent: ModuleType, tmp_path: Path, store: FtpStore, certs: Certs, site: Path, mariadb: MariaDB
-) -> None:
+def publish(tmp_path: Path, store: FtpStore, certs: Certs, site: Path, mariadb: MariaDB) -> None:
     reader(store)
-    config = make_config(
-        agent, tmp_path, store, certs, site,
+    config = make_config(tmp_path, store, certs, site,
         databases="all", mysql_defaults_file=str(mariadb.backup_defaults),
     )  # fmt: skip
-    assert agent.run(config, now=NIGHT, use_deadline=False).reason == "ok"
+    assert run(config, now=NIGHT, use_deadline=False).reason == "ok"
 
 
 def test_good_set_passes_then_damage_fails(
-    agent: ModuleType, tmp_path: Path, store: FtpStore, certs: Certs, site: Path, mariadb: MariaDB,
+    tmp_path: Path, store: FtpStore, certs: Certs, site: Path, mariadb: MariaDB,
     outside: Path,
 ) -> None:  # fmt: skip
     reader(store)
     code, result = verify(tmp_path, store, certs, outside)
     assert code == 3 and result["no_set"] is True
-    publish(agent, tmp_path, store, certs, site, mariadb)
+    publish(tmp_path, store, certs, site, mariadb)
     code, result = verify(tmp_path, store, certs, outside)
     assert (code, result["ok"]) == (0, True), result["reasons"]
     assert result["set"] == SET
@@ -184,10 +181,10 @@ def rewrite_sums(folder: Path) -> None:
 
 
 def test_hostile_dumps_are_refused_and_nothing_runs(
-    agent: ModuleType, tmp_path: Path, store: FtpStore, certs: Certs, site: Path, mariadb: MariaDB,
+    tmp_path: Path, store: FtpStore, certs: Certs, site: Path, mariadb: MariaDB,
     outside: Path,
 ) -> None:  # fmt: skip
-    publish(agent, tmp_path, store, certs, site, mariadb)
+    publish(tmp_path, store, certs, site, mariadb)
     folder = store.home / SET
     good = gzip.decompress((folder / "db" / "shop.sql.gz").read_bytes())
     markers = outside / "markers"
@@ -207,9 +204,7 @@ def test_hostile_dumps_are_refused_and_nothing_runs(
     assert list(markers.iterdir()) == []
 
 
-def test_the_sandbox_holds_without_the_screen(
-    verifier: ModuleType, agent: ModuleType, tmp_path: Path, mariadb: MariaDB, outside: Path
-) -> None:
+def test_the_sandbox_holds_without_the_screen(tmp_path: Path, mariadb: MariaDB, outside: Path) -> None:
     """The screen is belt and braces: each hostile dump loaded straight into the scratch MariaDB
     (`mariadb --sandbox --binary-mode` as the unprivileged account, secure_file_priv on an empty
     folder of root's) fails to load and leaves no marker."""
@@ -228,20 +223,19 @@ def test_the_sandbox_holds_without_the_screen(
         customer="c1", guest="g1", host="localhost", ca_file="/dev/null",
         scratch_dir=str(outside / "scratch"), scratch_factor=4, load_timeout=120.0,
     )  # fmt: skip
-    sandbox = verifier.Sandbox(RUN_AS, "off")  # no network namespace: what a container allows
-    verifier.check_private(outside / "scratch", group=sandbox.gid)
+    sandbox = Sandbox(RUN_AS, "off")  # no network namespace: what a container allows
+    check_private(outside / "scratch", group=sandbox.gid)
     work = tmp_path / "work"
     work.mkdir(mode=0o700)
     for name, payload in payloads.items():
         dump = work / f"{name}.sql.gz"
         dump.write_bytes(gzip.compress(with_payload(good, payload)))
-        failed = verifier.load_dump(
-            agent, args, sandbox, work, dump, f"db/{name}.sql.gz", "evil", screen=False
-        )
+        failed = load_dump(args, sandbox, work, dump, f"db/{name}.sql.gz", "evil", screen=False)
         assert failed is not None and "does not load" in failed, (name, failed)
         assert list(markers.iterdir()) == [], name
     # The scratch server runs as the unprivileged account, with no new privileges.
-    with verifier.scratch_mariadb(outside / "scratch", sandbox, work) as db:
+    with scratch_mariadb(outside / "scratch", sandbox, work) as db:
+        assert db.proc is not None
         status = Path(f"/proc/{db.proc.pid}/status").read_text()
         uid = next(line.split()[1:] for line in status.splitlines() if line.startswith("Uid:"))
         assert set(uid) == {str(sandbox.uid)} and "NoNewPrivs:\t1" in status
@@ -249,27 +243,24 @@ def test_the_sandbox_holds_without_the_screen(
     # The same dump without a payload loads: what failed above is the payloads.
     dump = work / "good.sql.gz"
     dump.write_bytes(gzip.compress(good))
-    assert (
-        verifier.load_dump(agent, args, sandbox, work, dump, "db/good.sql.gz", "good", screen=False) is None
-    )
+    assert load_dump(args, sandbox, work, dump, "db/good.sql.gz", "good", screen=False) is None
     assert list((outside / "scratch").iterdir()) == []
 
 
-def test_the_verifier_screens_with_the_agents_screen(
-    verifier: ModuleType, agent: ModuleType, tmp_path: Path, mariadb: MariaDB
-) -> None:
+def test_the_verifier_screens_with_the_agents_screen(tmp_path: Path, mariadb: MariaDB) -> None:
     """One screen: the verifier has none of its own and refuses with the agent's findings (its
     cases, checked against the real client: tests/backup/test_dump_screen.py); a real dump
     passes; a dump cut short is reported as such."""
-    assert not hasattr(verifier, "DumpScreen")
+    for module in (check, sandbox_module, scratch_module, verify_cli):
+        assert not hasattr(module, "DumpScreen")
     good = subprocess.run(
         ["mariadb-dump", f"--defaults-extra-file={mariadb.root_defaults}", "--routines", "--events",
          "--triggers", "--hex-blob", "shop"],
         capture_output=True, check=True,
     ).stdout  # fmt: skip
     args = argparse.Namespace(customer="c1", guest="g1", host="localhost", ca_file="/dev/null")
-    sandbox = verifier.Sandbox(RUN_AS, "off")
-    unpack = verifier.agent_config(agent, args)
+    sandbox = Sandbox(RUN_AS, "off")
+    unpack = agent_config(args)
     work = tmp_path / "work"
     work.mkdir()
     work.chmod(0o755)
@@ -278,9 +269,7 @@ def test_the_verifier_screens_with_the_agents_screen(
         path = work / f"{name}.sql.gz"
         path.write_bytes(gzip.compress(data))
         path.chmod(0o644)
-        reason, size = verifier.screen_dump(
-            agent, sandbox, agent.decompressor(unpack, path.name), path, f"db/{path.name}", 60.0
-        )
+        reason, size = screen_dump(sandbox, decompressor(unpack, path.name), path, f"db/{path.name}", 60.0)
         assert size == len(data) or reason is not None  # a refusal stops reading
         result: str | None = reason
         return result

@@ -163,10 +163,11 @@ def test_restore_beside_the_originals(host: Any, published: dict[str, Any]) -> N
 
 
 def task_result(run: subprocess.CompletedProcess[str], task: str) -> dict[str, Any]:
-    """The guest's result of `task` in a playbook run with json_output."""
+    """The guest's result of `task` in a playbook run with json_output (a role's task is named
+    "ROLE : TASK" there: the playbooks' work is in the roles' entry points)."""
     for play in json.loads(run.stdout)["plays"]:
         for entry in play["tasks"]:
-            if entry["task"]["name"] == task and GUEST in entry["hosts"]:
+            if entry["task"]["name"].split(" : ")[-1] == task and GUEST in entry["hosts"]:
                 result: dict[str, Any] = entry["hosts"][GUEST]
                 return result
     raise AssertionError(f"no result for {task!r}")

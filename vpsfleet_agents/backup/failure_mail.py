@@ -1,4 +1,3 @@
-#!/usr/bin/python3
 """Mails operations that a guest's backup run failed (M24), from systemd's OnFailure.
 
 The mail says which guest, why (the exit reason and message of the agent's status file) and
@@ -15,6 +14,8 @@ import subprocess
 import sys
 from email.message import EmailMessage
 from typing import Any
+
+from vpsfleet_agents.mail import send
 
 
 def read_status(path: str) -> dict[str, Any]:
@@ -93,7 +94,7 @@ def compose(to: str, guest: str, status: dict[str, Any], log: str) -> EmailMessa
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="vpsfleet-backup-failure-mail", description=__doc__.split("\n")[0])
     parser.add_argument("--to", required=True)
     parser.add_argument("--guest", required=True)
     parser.add_argument("--status", default="/var/lib/vpsfleet-backup/status.json")
@@ -101,12 +102,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lines", type=int, default=40)
     parser.add_argument("--sendmail", default="/usr/sbin/sendmail")
     args = parser.parse_args(argv)
-    mail = compose(args.to, args.guest, read_status(args.status), journal(args.unit, args.lines))
-    sent = subprocess.run([args.sendmail, "-t", "-oi"], input=mail.as_bytes(), check=False)
-    if sent.returncode != 0:
-        print(f"sendmail exited {sent.returncode}", file=sys.stderr)
-    return sent.returncode
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    message = compose(args.to, args.guest, read_status(args.status), journal(args.unit, args.lines))
+    handed = send(message, args.sendmail)
+    if not handed.ok:
+        sys.stderr.write(handed.stderr)
+        print(f"sendmail exited {handed.returncode}", file=sys.stderr)
+    return handed.returncode
