@@ -1,44 +1,36 @@
-"""Fixtures of the store program's tests: the program and the agent loaded as modules, and a
-store tree with its configuration in a temp folder."""
+"""Fixtures of the store program's tests: the program as role backup_store installs it (built from
+`vpsfleet_agents.store`), and a store tree with its configuration in a temp folder."""
 
 from __future__ import annotations
 
 import datetime as dt
-import importlib.machinery
-import importlib.util
+import fcntl
 import json
-import sys
 from collections.abc import Iterable
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 
+from vpsfleet import agent_build
+
 ROOT = Path(__file__).resolve().parents[2]
 TODAY = dt.date(2026, 11, 23)
 PROGRAM = ROOT / "ansible/roles/backup_store/files/vpsfleet-backup-store"
-AGENT = ROOT / "ansible/roles/backup/files/vpsfleet-backup"
-
-
-def load(name: str, path: Path) -> ModuleType:
-    loader = importlib.machinery.SourceFileLoader(name, str(path))
-    spec = importlib.util.spec_from_loader(name, loader)
-    assert spec is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="session")
-def store() -> ModuleType:
-    return load("vpsfleet_backup_store", PROGRAM)
-
-
-@pytest.fixture(scope="session")
-def agent(store: ModuleType) -> ModuleType:
-    return store.load_agent(str(AGENT))  # type: ignore[no-any-return]
+def program() -> Path:
+    """The store's program as the role installs it: the zip application built from the package's
+    current sources (once per session; under the lock the other parts' builds take, since several
+    test workers share the working tree)."""
+    [artifact] = [a for a in agent_build.ARTIFACTS if a.name == PROGRAM.name]
+    assert agent_build.target(artifact) == PROGRAM
+    with open(Path("/tmp") / "vpsfleet-agent-build.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        agent_build.build()
+    assert PROGRAM.read_bytes().startswith(b"#!/usr/bin/python3\n")
+    return PROGRAM
 
 
 @pytest.fixture
@@ -51,7 +43,6 @@ def config(tmp_path: Path) -> dict[str, Any]:
     data: dict[str, Any] = {
         "store": "store-test",
         "root": str(root),
-        "agent": str(AGENT),
         "guests": [
             {"guest": "g1", "customer": "c1", "state": "active", "terminated_on": None,
              "retention_days": 3, "identity": "g1@2026-01-10"},

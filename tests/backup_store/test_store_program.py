@@ -1,6 +1,7 @@
-"""The store's program (ansible/roles/backup_store/files/vpsfleet-backup-store): retention with the
-agent's own rule, erasure on the termination date (M11), quota tables ProFTPD reads, the
-dead-man check's metrics and mail."""
+"""The store's program (package vpsfleet_agents.store, built into
+ansible/roles/backup_store/files/vpsfleet-backup-store): retention with the agent's own rule,
+erasure on the termination date (M11), quota tables ProFTPD reads, the dead-man check's metrics
+and mail."""
 
 from __future__ import annotations
 
@@ -12,80 +13,77 @@ import struct
 import subprocess
 import time
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 
-from tests.backup_store.conftest import PROGRAM, TODAY, day, make_set, make_sets
+from tests.backup_store.conftest import TODAY, day, make_set, make_sets
 from tests.backup_store.conftest import home as folder
+from vpsfleet_agents.backup import sets
+from vpsfleet_agents.store.accounts import hash_passwords
+from vpsfleet_agents.store.config import Refused
+from vpsfleet_agents.store.dead_man import dead_man
+from vpsfleet_agents.store.erasure import erase
+from vpsfleet_agents.store.quota import quota, read_tally
+from vpsfleet_agents.store.retention import retention
 
 
-def test_the_retention_rule_is_the_agents(
-    store: ModuleType, agent: ModuleType, config: dict[str, Any]
-) -> None:
+def test_the_retention_rule_is_the_agents(config: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
     home = folder(config, "c1", "g1")
     make_sets(home, range(6))
     seen: list[tuple[Any, ...]] = []
-    real = agent.select_expired
+    real = sets.select_expired
 
     def spy(names: Any, today: dt.date, keep: int, minimum: int) -> list[str]:
         seen.append((sorted(names), today, keep, minimum))
-        return real(names, today, keep, minimum)  # type: ignore[no-any-return]
+        return real(names, today, keep, minimum)
 
-    agent.select_expired = spy  # type: ignore[attr-defined]
-    try:
-        report = store.retention(config, agent, TODAY)
-    finally:
-        agent.select_expired = real  # type: ignore[attr-defined]
+    monkeypatch.setattr("vpsfleet_agents.store.retention.select_expired", spy)
+    report = retention(config, TODAY)
     assert seen and seen[0][1:] == (TODAY, 3, 3)  # retention_days, and the minimum of the policy
     assert sorted(p.name for p in home.iterdir()) == [day(2), day(1), day(0)]
     assert {r["set"] for r in report["removed"]} == {day(3), day(4), day(5)}
 
 
-def test_retention_never_removes_the_newest_set(
-    store: ModuleType, agent: ModuleType, config: dict[str, Any]
-) -> None:
+def test_retention_never_removes_the_newest_set(config: dict[str, Any]) -> None:
     home = folder(config, "c1", "g2")
     for n in (30, 20, 10):
         make_set(home / day(n))
     config["retention_minimum_sets"] = 1
-    store.retention(config, agent, TODAY)
+    retention(config, TODAY)
     assert [p.name for p in home.iterdir()] == [day(10)]
 
 
-def test_partial_folders_are_left_alone_for_a_day(
-    store: ModuleType, agent: ModuleType, config: dict[str, Any]
-) -> None:
+def test_partial_folders_are_left_alone_for_a_day(config: dict[str, Any]) -> None:
     home = folder(config, "c1", "g1")
     make_set(home / day(0))
     make_set(home / f"{day(0)}.partial")
     make_set(home / f"{day(2)}.partial")
     old = time.time() - 2 * 86400
     os.utime(home / f"{day(2)}.partial", (old, old))
-    report = store.retention(config, agent, TODAY)
+    report = retention(config, TODAY)
     assert sorted(p.name for p in home.iterdir()) == [day(0), f"{day(0)}.partial"]
     assert [r["set"] for r in report["removed"]] == [f"{day(2)}.partial"]
 
 
-def test_dry_run_changes_nothing(store: ModuleType, agent: ModuleType, config: dict[str, Any]) -> None:
+def test_dry_run_changes_nothing(config: dict[str, Any]) -> None:
     home = folder(config, "c1", "g1")
     for n in range(6):
         make_set(home / day(n))
     make_set(folder(config, "c1", "old") / day(40))
-    assert store.retention(config, agent, TODAY, dry_run=True)["changed"]
-    assert store.erase(config, TODAY, dry_run=True)["changed"]
+    assert retention(config, TODAY, dry_run=True)["changed"]
+    assert erase(config, TODAY, dry_run=True)["changed"]
     assert len(list(home.iterdir())) == 6
     assert folder(config, "c1", "old").exists()
     assert not Path(config["erasure_log"]).exists()
 
 
-def test_erasure_on_the_termination_date(store: ModuleType, config: dict[str, Any]) -> None:
+def test_erasure_on_the_termination_date(config: dict[str, Any]) -> None:
     make_set(folder(config, "c1", "old") / day(30), 1234)
     make_set(folder(config, "c1", "later") / day(1))
     make_set(folder(config, "c2", "gone") / day(0), 10)
     make_set(folder(config, "c1", "g1") / day(0))
-    report = store.erase(config, TODAY, by="test")
+    report = erase(config, TODAY, by="test")
     assert {e["guest"] for e in report["erased"]} == {"old", "gone"}  # "gone": its date is today
     assert not folder(config, "c1", "old").exists()
     assert not Path(config["root"], "c2").exists()  # no live guest left: the customer folder goes
@@ -97,7 +95,7 @@ def test_erasure_on_the_termination_date(store: ModuleType, config: dict[str, An
     log = [json.loads(line) for line in Path(config["erasure_log"]).read_text().splitlines()]
     old = next(e for e in log if e["guest"] == "old")
     assert old["bytes"] == 1234 and old["by"] == "test" and old["account_removed"] is True
-    assert store.erase(config, TODAY) == {"changed": False, "erased": [], "problems": []}
+    assert erase(config, TODAY) == {"changed": False, "erased": [], "problems": []}
     assert len(Path(config["erasure_log"]).read_text().splitlines()) == 2  # appended, never rewritten
 
 
@@ -109,40 +107,44 @@ def test_erasure_on_the_termination_date(store: ModuleType, config: dict[str, An
         ("nobody", "is not a guest of this store"),
     ],
 )
-def test_erasure_of_one_guest_is_refused_unless_due(
-    store: ModuleType, config: dict[str, Any], guest: str, message: str
-) -> None:
+def test_erasure_of_one_guest_is_refused_unless_due(config: dict[str, Any], guest: str, message: str) -> None:
     make_set(folder(config, "c1", "later") / day(1))
-    with pytest.raises(store.Refused, match=message):
-        store.erase(config, TODAY, only=guest)
+    with pytest.raises(Refused, match=message):
+        erase(config, TODAY, only=guest)
     assert folder(config, "c1", "later").exists()
 
 
-def test_quota_tables_match_ftpquota_format(store: ModuleType, config: dict[str, Any]) -> None:
+def test_quota_tables_match_ftpquota_format(config: dict[str, Any]) -> None:
     make_set(folder(config, "c1", "g1") / day(0), 700)
     make_set(folder(config, "c1", "g2") / day(0), 300)
-    assert store.quota(config)["changed"] is True
+    assert quota(config)["changed"] is True
     limit = Path(config["quota"]["limit_table"]).read_bytes()
     assert struct.unpack_from("=I", limit)[0] == 0x7626
     name, kind, per_session, limit_type, bytes_in, *_ = struct.unpack_from("=81sIBI3d3I", limit, 4)
     assert (name.rstrip(b"\0"), kind, per_session, limit_type, bytes_in) == (b"c1", 30, 0, 1, 5000.0)
-    assert store.read_tally(config["quota"]["tally_table"]) == {"c1": (1000, 2)}
-    assert store.quota(config)["changed"] is False  # idempotent
+    assert read_tally(config["quota"]["tally_table"]) == {"c1": (1000, 2)}
+    assert quota(config)["changed"] is False  # idempotent
     shutil.rmtree(folder(config, "c1", "g2") / day(0))
-    assert store.quota(config)["changed"] is True
-    assert store.read_tally(config["quota"]["tally_table"]) == {"c1": (700, 1)}
-    if shutil.which("ftpquota"):  # ProFTPD's own tool reads the tables as the server does
+    assert quota(config)["changed"] is True
+    assert read_tally(config["quota"]["tally_table"]) == {"c1": (700, 1)}
+    ftpquota = shutil.which("ftpquota") or shutil.which("ftpquota", path="/usr/sbin")
+    if ftpquota:  # ProFTPD's own tool (Debian's proftpd-core) reads the tables as the server does
         shown = subprocess.run(
-            ["ftpquota", "--show-records", "--type=tally", f"--table-path={config['quota']['tally_table']}"],
+            [ftpquota, "--show-records", "--type=tally", f"--table-path={config['quota']['tally_table']}"],
             capture_output=True, text=True, check=True,
         ).stdout  # fmt: skip
         assert "Name: c1" in shown and "700.00" in shown
+        limits = subprocess.run(
+            [ftpquota, "--show-records", "--type=limit", f"--table-path={config['quota']['limit_table']}"],
+            capture_output=True, text=True, check=True,
+        ).stdout  # fmt: skip
+        assert "Name: c1" in limits and "Limit Type: Hard" in limits and "Uploaded bytes:\t5000.00" in limits
 
 
-def test_dead_man_metrics_and_mail(store: ModuleType, agent: ModuleType, config: dict[str, Any]) -> None:
+def test_dead_man_metrics_and_mail(config: dict[str, Any]) -> None:
     make_set(folder(config, "c1", "g1") / day(2))
     make_set(folder(config, "c1", "g2") / day(5))  # suspended: not watched
-    report = store.dead_man(config, agent, TODAY)
+    report = dead_man(config, TODAY)
     assert [m["guest"] for m in report["missing"]] == ["g1"]
     assert report["mailed"] is True
     metrics = Path(config["textfile_dir"], "vpsfleet_backup_store.prom").read_text()
@@ -154,14 +156,14 @@ def test_dead_man_metrics_and_mail(store: ModuleType, agent: ModuleType, config:
     assert "To: ops@test.example.net" in mail and "g1" in mail and TODAY.isoformat() in mail
     make_set(folder(config, "c1", "g1") / day(0))
     Path(config["sendmail"]).with_name("mail.txt").unlink()
-    report = store.dead_man(config, agent, TODAY)
+    report = dead_man(config, TODAY)
     assert report["missing"] == [] and report["mailed"] is False
     assert not Path(config["sendmail"]).with_name("mail.txt").exists()
 
 
-def test_command_line_exit_codes(config: dict[str, Any], tmp_path: Path) -> None:
+def test_command_line_exit_codes(config: dict[str, Any], tmp_path: Path, program: Path) -> None:
     conf = str(tmp_path / "config.json")
-    base = ["python3", str(PROGRAM), "--config", conf, "--today", TODAY.isoformat()]
+    base = [str(program), "--config", conf, "--today", TODAY.isoformat()]
     run = subprocess.run([*base, "dead-man"], capture_output=True, text=True, check=False)
     assert run.returncode == 1 and json.loads(run.stdout)["missing"]
     run = subprocess.run([*base, "erase", "--guest", "g1"], capture_output=True, text=True, check=False)
@@ -173,12 +175,12 @@ def test_command_line_exit_codes(config: dict[str, Any], tmp_path: Path) -> None
     assert json.loads(run.stdout)["changed"] is False
 
 
-def test_password_hashes_are_stable(store: ModuleType) -> None:
+def test_password_hashes_are_stable() -> None:
     if not shutil.which("openssl"):
         pytest.skip("openssl is not installed")
     accounts = {"g1": {"password": "secret-one", "salt": "abcdefghijklmnop"}}
-    first = store.hash_passwords(accounts)
-    assert first == store.hash_passwords(accounts)
+    first = hash_passwords(accounts)
+    assert first == hash_passwords(accounts)
     assert first["g1"].startswith("$6$abcdefghijklmnop$")
     check = subprocess.run(
         ["openssl", "passwd", "-6", "-salt", "abcdefghijklmnop", "secret-one"],

@@ -13,12 +13,19 @@ import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 
-from tests.backup_store.conftest import PROGRAM, TODAY, day, home, make_set, make_sets, save
+from tests.backup_store.conftest import TODAY, day, home, make_set, make_sets, save
+from vpsfleet_agents.store.accounts import hash_passwords
+from vpsfleet_agents.store.cli import main
+from vpsfleet_agents.store.config import Refused
+from vpsfleet_agents.store.dead_man import dead_man
+from vpsfleet_agents.store.erasure import erase, erase_stale
+from vpsfleet_agents.store.identities import identities
+from vpsfleet_agents.store.quota import quota
+from vpsfleet_agents.store.retention import retention
 
 
 def fullwidth(text: str) -> str:
@@ -93,10 +100,8 @@ def garbage(
     assert (outside / day(0) / "www.tar.gz").stat().st_size == 777  # nothing followed a link
 
 
-def test_one_tenants_garbage_never_stops_retention(
-    store: ModuleType, agent: ModuleType, garbage: dict[str, Any]
-) -> None:
-    report = store.retention(garbage, agent, TODAY)
+def test_one_tenants_garbage_never_stops_retention(garbage: dict[str, Any]) -> None:
+    report = retention(garbage, TODAY)
     g1 = home(garbage, "c1", "g1")
     # g1's real sets are trimmed to 3 days; everything else in its folder is left as it was.
     assert {r["set"] for r in report["removed"] if r["guest"] == "g1"} == {day(3), day(4), day(5)}
@@ -111,10 +116,8 @@ def test_one_tenants_garbage_never_stops_retention(
     assert not any(p["guest"] == "g5" for p in report["problems"])
 
 
-def test_one_tenants_garbage_never_stops_the_dead_man_check(
-    store: ModuleType, agent: ModuleType, garbage: dict[str, Any]
-) -> None:
-    report = store.dead_man(garbage, agent, TODAY)
+def test_one_tenants_garbage_never_stops_the_dead_man_check(garbage: dict[str, Any]) -> None:
+    report = dead_man(garbage, TODAY)
     assert report["checked"] == ["g1", "g3", "g4", "g5", "g7", "g6"]
     assert sorted(m["guest"] for m in report["missing"]) == ["g3", "g4", "g5", "g6", "g7"]
     assert report["mailed"] is True
@@ -127,13 +130,11 @@ def test_one_tenants_garbage_never_stops_the_dead_man_check(
     assert 'vpsfleet_backup_store_customer_bytes{customer="c3"} 0' in shown  # never followed
 
 
-def test_one_tenants_garbage_never_stops_the_daily_job(
-    store: ModuleType, agent: ModuleType, garbage: dict[str, Any], tmp_path: Path
-) -> None:
+def test_one_tenants_garbage_never_stops_the_daily_job(garbage: dict[str, Any], tmp_path: Path) -> None:
     """The whole daily job, as the timer runs it: it ends, every other tenant processed, and
     alerts (exit 1, one mail) for the tenants it could not process."""
     make_set(home(garbage, "c1", "old") / day(40))  # erasure still runs
-    assert store.main(["--config", save(garbage, tmp_path), "--today", TODAY.isoformat(), "daily"]) == 1
+    assert main(["--config", save(garbage, tmp_path), "--today", TODAY.isoformat(), "daily"]) == 1
     assert not home(garbage, "c1", "old").exists()
     kept = sorted(p.name for p in home(garbage, "c1", "g1").iterdir() if p.name.startswith("2026-11-2"))
     assert kept == [day(2), day(1), day(0)]
@@ -141,14 +142,14 @@ def test_one_tenants_garbage_never_stops_the_daily_job(
     assert 'vpsfleet_backup_store_unexpected_entries{customer="c1",guest="g1"} 6' in daily
     assert 'vpsfleet_backup_store_unexpected_entries{customer="c1",guest="g5"} 0' in daily
     assert "the daily job of 2026-11-23 found" in mail(garbage)
-    assert store.quota(garbage)["usage"]["c3"] == 0
+    assert quota(garbage)["usage"]["c3"] == 0
 
 
 # --- clocks ------------------------------------------------------------------------------------------
 
 
 def test_future_sets_are_quarantined_and_never_count_as_the_newest(
-    store: ModuleType, agent: ModuleType, config: dict[str, Any], tmp_path: Path
+    config: dict[str, Any], tmp_path: Path
 ) -> None:
     active(config, "g5", "g8")
     g1 = home(config, "c1", "g1")
@@ -158,13 +159,13 @@ def test_future_sets_are_quarantined_and_never_count_as_the_newest(
     make_set(g1 / (TODAY + dt.timedelta(days=1)).isoformat())  # tomorrow: a time zone, not a clock fault
     for name in ("g5", "g8"):
         make_set(home(config, "c1", name) / day(0))
-    report = store.dead_man(config, agent, TODAY)
+    report = dead_man(config, TODAY)
     assert [(m["guest"], m["newest"]) for m in report["missing"]] == [
         ("g1", (TODAY + dt.timedelta(days=1)).isoformat())
     ]
     assert "2027-06-01" in mail(config) and "dated after tomorrow" in mail(config)
     assert 'newest_set_age_days{customer="c1",guest="g1"} -1' in metrics(config)
-    assert store.main(["--config", save(config, tmp_path), "--today", TODAY.isoformat(), "daily"]) == 1
+    assert main(["--config", save(config, tmp_path), "--today", TODAY.isoformat(), "daily"]) == 1
     kept = Path(config["root"], "c1", ".vpsfleet", "quarantine", "g1", "2027-06-01")
     assert (kept / "www.tar.gz").exists() and not (g1 / "2027-06-01").exists()
     assert kept.parent.stat().st_uid == os.geteuid() and oct(kept.parent.stat().st_mode & 0o777) == "0o755"
@@ -172,17 +173,15 @@ def test_future_sets_are_quarantined_and_never_count_as_the_newest(
     assert 'vpsfleet_backup_store_quarantined_sets{customer="c1",guest="g1"} 1' in metrics(
         config, "vpsfleet_backup_store_daily.prom"
     )
-    assert store.dead_man(config, agent, TODAY)["missing"][0]["guest"] == "g1"
+    assert dead_man(config, TODAY)["missing"][0]["guest"] == "g1"
     # The customer's tally still counts it (its data), and its erasure takes it (M11).
-    assert store.quota(config)["usage"]["c1"] >= 400
+    assert quota(config)["usage"]["c1"] >= 400
     config["guests"][0].update(state="terminated", terminated_on=day(0))
-    entry = store.erase(config, TODAY, only="g1")["erased"][0]
+    entry = erase(config, TODAY, only="g1")["erased"][0]
     assert entry["bytes"] == 400 and not kept.parent.exists()
 
 
-def test_a_store_clock_behind_quarantines_nothing(
-    store: ModuleType, agent: ModuleType, config: dict[str, Any]
-) -> None:
+def test_a_store_clock_behind_quarantines_nothing(config: dict[str, Any]) -> None:
     """When most guests' newest sets look future-dated, the store's own clock is the suspect:
     nothing moves, the operators are told."""
     active(config, "g5")
@@ -190,23 +189,21 @@ def test_a_store_clock_behind_quarantines_nothing(
         for n in range(3):
             make_set(home(config, "c1", name) / day(n))
     behind = TODAY - dt.timedelta(days=30)
-    report = store.retention(config, agent, behind)
+    report = retention(config, behind)
     assert report["quarantined"] == [] and report["removed"] == []
     assert [p["kind"] for p in report["problems"]] == ["clock"]
     assert len(list(home(config, "c1", "g1").iterdir())) == 3
 
 
-def test_a_clock_that_jumps_forward_keeps_the_minimum_of_sets(
-    store: ModuleType, agent: ModuleType, config: dict[str, Any]
-) -> None:
+def test_a_clock_that_jumps_forward_keeps_the_minimum_of_sets(config: dict[str, Any]) -> None:
     g1 = home(config, "c1", "g1")
     make_sets(g1, range(6))
-    store.retention(config, agent, TODAY + dt.timedelta(days=365))  # the store's clock jumped a year
+    retention(config, TODAY + dt.timedelta(days=365))  # the store's clock jumped a year
     assert sorted(p.name for p in g1.iterdir()) == [day(2), day(1), day(0)]
     config["retention_minimum_sets"] = 5
     for n in range(3, 6):
         make_set(g1 / day(n))
-    store.retention(config, agent, TODAY + dt.timedelta(days=365))
+    retention(config, TODAY + dt.timedelta(days=365))
     assert len(list(g1.iterdir())) == 5
 
 
@@ -214,7 +211,7 @@ def test_a_clock_that_jumps_forward_keeps_the_minimum_of_sets(
 
 
 def test_trees_the_store_no_longer_hears_about_are_erased_and_logged(
-    store: ModuleType, config: dict[str, Any], capsys: pytest.CaptureFixture[str]
+    config: dict[str, Any], capsys: pytest.CaptureFixture[str]
 ) -> None:
     for name in ("g1", "g2", "later"):
         make_set(home(config, "c1", name) / day(0))
@@ -222,7 +219,7 @@ def test_trees_the_store_no_longer_hears_about_are_erased_and_logged(
     make_set(home(config, "c9", "x") / day(3), 20)  # a customer no guest of this store belongs to
     held = Path(config["root"], "c1", ".vpsfleet", "quarantine", "ghost", "2030-01-01")
     make_set(held, 5)  # the quarantined sets of a guest whose tree is gone
-    report = store.erase(config, TODAY, by="test")
+    report = erase(config, TODAY, by="test")
     erased = {e["guest"]: e for e in report["erased"] if e["reason"] == "not in the store's configuration"}
     assert set(erased) == {"stranger", "x", "ghost"}
     assert erased["stranger"]["reason"] == "not in the store's configuration"
@@ -233,30 +230,28 @@ def test_trees_the_store_no_longer_hears_about_are_erased_and_logged(
     log = [json.loads(line) for line in Path(config["erasure_log"]).read_text().splitlines()]
     assert {e["guest"] for e in log} == {"stranger", "x", "ghost", "old"}  # old: terminated, its account
     assert "erased stranger of c1 (not in the store's configuration)" in capsys.readouterr().err
-    assert store.erase(config, TODAY)["erased"] == []
+    assert erase(config, TODAY)["erased"] == []
 
 
 def unknown(report: dict[str, Any]) -> set[str]:
     return {e["guest"] for e in report["erased"] if e["reason"] == "not in the store's configuration"}
 
 
-def test_unknown_trees_are_kept_when_the_configuration_looks_wrong(
-    store: ModuleType, config: dict[str, Any]
-) -> None:
+def test_unknown_trees_are_kept_when_the_configuration_looks_wrong(config: dict[str, Any]) -> None:
     make_set(home(config, "c1", "g1") / day(0))
     for name in ("s1", "s2"):
         make_set(home(config, "c1", name) / day(0))
     # Most of the store's trees in no configuration: a wrong store's list? Nothing erased.
-    report = store.erase(config, TODAY)
+    report = erase(config, TODAY)
     assert unknown(report) == set() and report["problems"][0]["kind"] == "refused"
     assert "--allow-mass-erasure" in report["problems"][0]["problem"]
     # A configuration that names no guest at all erases nothing, even when told to.
     empty = {**config, "guests": [], "customers": []}
-    report = store.erase(empty, TODAY, allow_mass_erasure=True)
+    report = erase(empty, TODAY, allow_mass_erasure=True)
     assert unknown(report) == set() and "names no guest" in report["problems"][0]["problem"]
     assert home(config, "c1", "s1").exists() and home(config, "c1", "g1").exists()
     # The operator checked the fleet: it goes.
-    report = store.erase(config, TODAY, allow_mass_erasure=True)
+    report = erase(config, TODAY, allow_mass_erasure=True)
     assert unknown(report) == {"s1", "s2"}
 
 
@@ -264,20 +259,20 @@ def test_unknown_trees_are_kept_when_the_configuration_looks_wrong(
 
 
 def test_a_reused_name_gets_no_account_while_the_former_tree_exists(
-    store: ModuleType, config: dict[str, Any], tmp_path: Path
+    config: dict[str, Any], tmp_path: Path, program: Path
 ) -> None:
     make_set(home(config, "c1", "g1") / day(0))
-    report = store.identities(config)
+    report = identities(config)
     assert report["conflicts"] == []
     assert set(report["adopted"]) == {"guest g1", "customer c1"} and report["written"] == ["guest g2"]
     meta = Path(config["root"], "c1", ".vpsfleet")
     marker = meta / "guests" / "g1"
     assert marker.read_text() == "g1@2026-01-10\n"
     assert marker.stat().st_uid == os.geteuid() and oct(marker.stat().st_mode & 0o777) == "0o644"
-    assert store.identities(config)["changed"] is False  # idempotent
+    assert identities(config)["changed"] is False  # idempotent
     # g1 terminated, erased late, and a new g1 of the fleet (another identity) arrives.
     config["guests"][0]["identity"] = "g1@2026-11-20"
-    report = store.identities(config)
+    report = identities(config)
     [refused] = report["conflicts"]
     assert (refused["kind"], refused["name"], refused["found"]) == ("guest", "g1", "g1@2026-01-10")
     assert (
@@ -285,38 +280,36 @@ def test_a_reused_name_gets_no_account_while_the_former_tree_exists(
     )
     assert marker.read_text() == "g1@2026-01-10\n"  # kept, with its sets
     assert home(config, "c1", "g1").exists()
-    with pytest.raises(store.Refused, match="no tree"):
-        store.erase_stale(config, "g2", by="test")
-    erased = store.erase_stale(config, "g1", by="test")["erased"][0]
+    with pytest.raises(Refused, match="no tree"):
+        erase_stale(config, "g2", by="test")
+    erased = erase_stale(config, "g1", by="test")["erased"][0]
     assert erased["reason"] == "name reused: the tree held the sets of g1@2026-01-10"
     assert not home(config, "c1", "g1").exists()
-    report = store.identities(config)
+    report = identities(config)
     assert report["conflicts"] == [] and report["written"] == ["guest g1"]
     # Through the command line, as the role runs it.
     config["guests"][1]["identity"] = "g2@2026-11-21"
     make_set(home(config, "c1", "g2") / day(0))
-    run = subprocess.run(["python3", str(PROGRAM), "--config", save(config, tmp_path), "identities"],
+    run = subprocess.run([str(program), "--config", save(config, tmp_path), "identities"],
                          capture_output=True, text=True, check=True)  # fmt: skip
     assert [c["name"] for c in json.loads(run.stdout)["conflicts"]] == ["g2"]
 
 
-def test_a_reused_customer_id_gets_no_account_while_a_former_tree_is_there(
-    store: ModuleType, config: dict[str, Any]
-) -> None:
+def test_a_reused_customer_id_gets_no_account_while_a_former_tree_is_there(config: dict[str, Any]) -> None:
     """A tree the configuration does not name (a former customer c1's guest) keeps a new c1 out of
     the folder until the daily job or the role's converge has erased it (it is unknown)."""
     for name in ("g1", "g2"):
         make_set(home(config, "c1", name) / day(0))
-    assert store.identities(config)["conflicts"] == []
+    assert identities(config)["conflicts"] == []
     make_set(home(config, "c1", "former") / day(9))
     config["customers"][0]["identity"] = "c1@2026-11-01"
-    [refused] = store.identities(config)["conflicts"]
+    [refused] = identities(config)["conflicts"]
     assert refused["kind"] == "customer" and "former" in refused["message"]
     assert "gets no read-only FTP account" in refused["message"]
     assert Path(config["root"], "c1", ".vpsfleet", "identity").read_text() == "c1@2025-01-01\n"
     # The converge after it (or the daily job) erases the unknown tree: the folder is the new c1's.
-    assert "former" in {e["guest"] for e in store.erase(config, TODAY)["erased"]}
-    report = store.identities(config)
+    assert "former" in {e["guest"] for e in erase(config, TODAY)["erased"]}
+    report = identities(config)
     assert report["conflicts"] == [] and report["adopted"][0].startswith("customer c1")
     assert Path(config["root"], "c1", ".vpsfleet", "identity").read_text() == "c1@2026-11-01\n"
 
@@ -344,22 +337,22 @@ def test_a_reused_customer_id_gets_no_account_while_a_former_tree_is_there(
     ],
 )  # fmt: skip
 def test_a_configuration_with_unsafe_strings_is_refused_whole(
-    config: dict[str, Any], tmp_path: Path, change: dict[str, Any], message: str
+    config: dict[str, Any], tmp_path: Path, program: Path, change: dict[str, Any], message: str
 ) -> None:
     for name in ("g1", "g2"):
         make_set(home(config, "c1", name) / day(20))
     path = save({**config, **change}, tmp_path)
     for command in ("daily", "converge", "dead-man"):
         run = subprocess.run(
-            ["python3", str(PROGRAM), "--config", path, "--today", TODAY.isoformat(), command],
+            [str(program), "--config", path, "--today", TODAY.isoformat(), command],
             capture_output=True, text=True, check=False,
         )  # fmt: skip
         assert run.returncode == 2 and message in run.stderr, run.stderr
     assert len(list(home(config, "c1", "g1").iterdir())) == 1  # nothing erased on it
 
 
-def test_hash_passwords_refuses_a_salt_or_name_that_is_not_one(store: ModuleType) -> None:
-    with pytest.raises(store.Refused):
-        store.hash_passwords({"g1": {"password": "x", "salt": "-in /etc/shadow"}})
-    with pytest.raises(store.Refused):
-        store.hash_passwords({"g1\n": {"password": "x", "salt": "abc"}})
+def test_hash_passwords_refuses_a_salt_or_name_that_is_not_one() -> None:
+    with pytest.raises(Refused):
+        hash_passwords({"g1": {"password": "x", "salt": "-in /etc/shadow"}})
+    with pytest.raises(Refused):
+        hash_passwords({"g1\n": {"password": "x", "salt": "abc"}})

@@ -379,6 +379,15 @@ def test_a_reused_name_gets_no_account_and_the_others_keep_theirs(host: Any) -> 
     assert guest(host, "alpha-web", "cls -1 /").rc == 0
 
 
+def test_the_program_is_built_from_the_package_and_loads_no_agent(host: Any) -> None:
+    """The store's program is the zip application built from vpsfleet_agents (Debian's python3
+    alone runs it); the guests' agent it used to load is not installed beside it any more."""
+    listing = host.check_output(f"python3 -m zipfile -l {PROGRAM}")
+    assert "vpsfleet_agents/store/cli.py" in listing and "vpsfleet_agents/backup/sets.py" in listing
+    assert not host.file("/usr/local/lib/vpsfleet-backup-store").exists
+    assert "agent" not in json.loads(host.file(CONFIG).content_string)
+
+
 def test_timers_run_after_the_window(host: Any) -> None:
     daily = host.check_output("systemctl show vpsfleet-backup-store-daily.timer -p TimersCalendar")
     assert "03:30:00" in daily

@@ -1,0 +1,129 @@
+"""The dead-man check: every watched guest has the set of the night that started today."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from vpsfleet_agents.backup.sets import future_sets
+from vpsfleet_agents.store.alerts import send_mail, store_name, write_metrics
+from vpsfleet_agents.store.journal import log, problem
+from vpsfleet_agents.store.listing import Listing
+from vpsfleet_agents.store.tree import guest_folder, tree_size
+from vpsfleet_agents.textfile import labels as metric_labels
+
+METRICS = "vpsfleet_backup_store.prom"
+
+
+def _guest(
+    config: dict[str, Any], guest: dict[str, Any], today: dt.date, notes: list[dict[str, Any]]
+) -> tuple[bool, str | None]:
+    """Whether the guest has tonight's set, and its newest set (a future-dated one never
+    counts); what its folder holds besides goes to `notes`."""
+    listing = Listing(guest_folder(config, guest))
+    future = set(future_sets(listing.sets, today))
+    sets = [n for n in listing.sets if n not in future]
+    if future:
+        text = f"sets dated after tomorrow, not counted: {', '.join(sorted(future))}"
+        notes.append(problem("future", guest, text))
+    if listing.garbage:
+        notes.append(problem("garbage", guest, "unexpected entries: " + ", ".join(listing.garbage)))
+    return today.isoformat() in sets, (sets[-1] if sets else None)
+
+
+def _usage(config: dict[str, Any]) -> list[str]:
+    lines = [
+        "# HELP vpsfleet_backup_store_customer_bytes Bytes a customer's sets take on the store",
+        "# TYPE vpsfleet_backup_store_customer_bytes gauge",
+        "# HELP vpsfleet_backup_store_customer_quota_bytes The customer's quota (0: none)",
+        "# TYPE vpsfleet_backup_store_customer_quota_bytes gauge",
+    ]
+    for customer in config["customers"]:
+        labels = metric_labels(customer=customer["id"])
+        size, _files = tree_size(Path(config["root"]) / customer["id"])
+        lines.append(f"vpsfleet_backup_store_customer_bytes{labels} {size}")
+        lines.append(f"vpsfleet_backup_store_customer_quota_bytes{labels} {customer.get('quota_bytes') or 0}")
+    return lines
+
+
+def dead_man(config: dict[str, Any], today: dt.date) -> dict[str, Any]:
+    """Every guest in a watched state (default: active) must have the set of the night that
+    started today; a set dated after tomorrow never counts (not as that night's, not as the
+    newest). Each guest on its own: one tenant's garbage never stops the check of the others.
+    Writes metrics; mails and returns the guests that miss their set."""
+    states = set(config.get("dead_man_states", ["active"]))
+    night = today.isoformat()
+    lines = [
+        "# HELP vpsfleet_backup_store_set_present 1 if the guest has the set of the last night",
+        "# TYPE vpsfleet_backup_store_set_present gauge",
+    ]
+    ages = [
+        "# HELP vpsfleet_backup_store_newest_set_age_days Days since the newest set's night",
+        "# TYPE vpsfleet_backup_store_newest_set_age_days gauge",
+    ]
+    missing: list[dict[str, Any]] = []
+    checked = []
+    notes: list[dict[str, Any]] = []
+    for guest in config["guests"]:
+        if guest.get("state") not in states:
+            continue
+        labels = metric_labels(customer=guest["customer"], guest=guest["guest"])
+        newest = None
+        try:
+            present, newest = _guest(config, guest, today, notes)
+        except Exception as err:  # one tenant's garbage never stops the others
+            present = False
+            notes.append(problem("error", guest, f"dead-man: {type(err).__name__}: {err}"))
+        lines.append(f"vpsfleet_backup_store_set_present{labels} {int(present)}")
+        if newest is not None:
+            age = (today - dt.date.fromisoformat(newest)).days
+            ages.append(f"vpsfleet_backup_store_newest_set_age_days{labels} {age}")
+        checked.append(guest["guest"])
+        if not present:
+            missing.append({"guest": guest["guest"], "customer": guest["customer"], "newest": newest})
+    stamp = [
+        "# HELP vpsfleet_backup_store_dead_man_timestamp_seconds When the check last ran",
+        "# TYPE vpsfleet_backup_store_dead_man_timestamp_seconds gauge",
+        f"vpsfleet_backup_store_dead_man_timestamp_seconds {time.time():.0f}",
+    ]
+    write_metrics(config, METRICS, lines + ages + _usage(config) + stamp)
+    for entry in missing:
+        who = f"{entry['guest']} ({entry['customer']})"
+        log(f"dead-man: {who} has no set for {night}; newest: {entry['newest']}")
+    alerts = [n for n in notes if n["kind"] != "garbage"]
+    mailed = bool(missing or alerts) and send_alert(config, night, missing, notes)
+    return {"night": night, "checked": checked, "missing": missing, "problems": notes, "mailed": mailed}
+
+
+def send_alert(
+    config: dict[str, Any],
+    night: str,
+    missing: Sequence[dict[str, Any]],
+    notes: Sequence[dict[str, Any]] = (),
+) -> bool:
+    store = store_name(config)
+    rows = "\n".join(
+        f"  {m['guest']:<24} customer {m['customer']:<16} newest set: {m['newest'] or 'none'}"
+        for m in missing
+    )
+    extra = "\n".join(f"  {n['guest'] or n['customer']}: {n['problem']}" for n in notes)
+    if missing:
+        subject = f"[vpsfleet] backup store {store}: {len(missing)} guest(s) without the set of {night}"
+        body = (
+            f"The dead-man check of backup store {store} found no set for the night of {night}\n"
+            f"(window {config.get('window', '00:00-03:00')}) for:\n\n{rows}\n\n"
+        )
+    else:
+        subject = f"[vpsfleet] backup store {store}: problems with the sets of {night}"
+        body = f"The dead-man check of backup store {store} found every set of {night}, and problems.\n\n"
+    if extra:
+        body += f"Also found (per guest):\n\n{extra}\n\n"
+    body += (
+        "What to do (docs/backup-store.md, 'When the dead-man alert fires'): on each guest, read\n"
+        "/var/lib/vpsfleet-backup/status.json and `journalctl -u vpsfleet-backup`, fix the cause,\n"
+        "then run playbooks/backup-now.yml for it (M24: redo as soon as possible).\n"
+    )
+    return send_mail(config, subject, body, "backup-dead-man")

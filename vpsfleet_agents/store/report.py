@@ -1,0 +1,66 @@
+"""The daily job's report: its metrics, and one mail to operations when it met something to act
+on (not for garbage alone)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from vpsfleet_agents.store.alerts import send_mail, store_name, write_metrics
+from vpsfleet_agents.store.tree import is_folder, meta_folder
+from vpsfleet_agents.textfile import labels as metric_labels
+
+METRICS = "vpsfleet_backup_store_daily.prom"
+
+
+def daily_report(
+    config: dict[str, Any], today: dt.date, problems: Sequence[dict[str, Any]], dry_run: bool
+) -> bool:
+    """Metrics of the daily job (per guest: unexpected entries, quarantined sets) and one mail to
+    operations when it met something to act on (not for garbage alone). True if it alerted."""
+    lines = [
+        "# HELP vpsfleet_backup_store_unexpected_entries Entries of a guest's folder that are no set",
+        "# TYPE vpsfleet_backup_store_unexpected_entries gauge",
+        "# HELP vpsfleet_backup_store_quarantined_sets Sets of a guest kept aside (dated in the future)",
+        "# TYPE vpsfleet_backup_store_quarantined_sets gauge",
+    ]
+    for guest in config["guests"]:
+        if guest.get("state") == "terminated":
+            continue
+        labels = metric_labels(customer=guest["customer"], guest=guest["guest"])
+        garbage = sum(
+            len(p["entries"]) for p in problems if p["kind"] == "garbage" and p["guest"] == guest["guest"]
+        )
+        held = meta_folder(config, guest["customer"]) / "quarantine" / guest["guest"]
+        kept = len(os.listdir(held)) if is_folder(held) else 0
+        lines.append(f"vpsfleet_backup_store_unexpected_entries{labels} {garbage}")
+        lines.append(f"vpsfleet_backup_store_quarantined_sets{labels} {kept}")
+    alerts = [p for p in problems if p["kind"] != "garbage"]
+    lines += [
+        "# HELP vpsfleet_backup_store_daily_problems Problems the last daily job alerted for",
+        "# TYPE vpsfleet_backup_store_daily_problems gauge",
+        f"vpsfleet_backup_store_daily_problems {len(alerts)}",
+        "# HELP vpsfleet_backup_store_daily_timestamp_seconds When the daily job last ran",
+        "# TYPE vpsfleet_backup_store_daily_timestamp_seconds gauge",
+        f"vpsfleet_backup_store_daily_timestamp_seconds {time.time():.0f}",
+    ]
+    if dry_run:
+        return bool(alerts)
+    write_metrics(config, METRICS, lines)
+    if not alerts:
+        return False
+    store = store_name(config)
+    rows = "\n".join(f"  [{p['kind']}] {p['guest'] or p['customer']}: {p['problem']}" for p in problems)
+    send_mail(
+        config,
+        f"[vpsfleet] backup store {store}: the daily job of {today.isoformat()} found "
+        f"{len(alerts)} problem(s)",
+        f"The daily job of backup store {store} (erasure, retention, quota) found:\n\n{rows}\n\n"
+        "Every other guest was processed. What to do: docs/backup-store.md, 'When the daily job\n"
+        "alerts' (future-dated sets, a suspect clock, refused erasures, unreadable trees).\n",
+        "backup-store-daily",
+    )
+    return True
