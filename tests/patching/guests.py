@@ -17,21 +17,26 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 IMAGE = "localhost/vpsfleet-debian12:latest"
+# Built from vpsfleet_agents.patching.notice (tests/patching/agents.py, python -m vpsfleet.agent_build).
 NOTICE = ROOT / "ansible" / "roles" / "patching" / "files" / "vpsfleet-patch-notice"
 
 
 def build_apt_repo(out: Path) -> None:
     """The test apt repositories (scripts/build-test-apt-repo.sh) in `out`; its stderr in the
     failure, since a bare exit status says nothing."""
-    done = subprocess.run(["bash", str(ROOT / "scripts" / "build-test-apt-repo.sh"), str(out)],
-                          capture_output=True, text=True, timeout=300, check=False)
+    done = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "build-test-apt-repo.sh"), str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     if done.returncode != 0:
         raise AssertionError(f"build-test-apt-repo.sh {out}: exit {done.returncode}\n{done.stderr}")
 
 
 def podman(*args: str, check: bool = True, timeout: int = 120) -> str:
-    done = subprocess.run(["podman", *args], capture_output=True, text=True, timeout=timeout,
-                          check=False)
+    done = subprocess.run(["podman", *args], capture_output=True, text=True, timeout=timeout, check=False)
     if check and done.returncode != 0:
         raise AssertionError(f"podman {' '.join(args)}: {done.stderr}")
     return done.stdout.strip()
@@ -57,13 +62,18 @@ class Guest:
             self.sh("rm -f /var/lib/vpsfleet/patching/notice.json")
             return
         state = {
-            "status": "sent", "key": "test", "reboot": True,
-            "reboot_packages": ["linux-image-demo"], "services": [],
+            "status": "sent",
+            "key": "test",
+            "reboot": True,
+            "reboot_packages": ["linux-image-demo"],
+            "services": [],
             "sent_at": (reboot_at - dt.timedelta(hours=24)).isoformat(timespec="seconds"),
             "reboot_at": reboot_at.isoformat(timespec="minutes"),
         }
-        self.sh(f"mkdir -p /var/lib/vpsfleet/patching && cat > "
-                f"/var/lib/vpsfleet/patching/notice.json <<'EOF'\n{json.dumps(state)}\nEOF")
+        self.sh(
+            f"mkdir -p /var/lib/vpsfleet/patching && cat > "
+            f"/var/lib/vpsfleet/patching/notice.json <<'EOF'\n{json.dumps(state)}\nEOF"
+        )
 
 
 def wait_booted(guest: Guest, timeout: float = 120) -> None:
@@ -90,9 +100,14 @@ class PlaybookRun:
         }
 
 
-def run_playbook(tmp_path: Path, playbook: str, hosts: list[str],
-                 host_vars: dict[str, dict[str, Any]] | None = None, check: bool = False,
-                 **extra: Any) -> PlaybookRun:
+def run_playbook(
+    tmp_path: Path,
+    playbook: str,
+    hosts: list[str],
+    host_vars: dict[str, dict[str, Any]] | None = None,
+    check: bool = False,
+    **extra: Any,
+) -> PlaybookRun:
     """Runs ansible/playbooks/PLAYBOOK on the given containers (in that order), as managed,
     active guests."""
     members = {h: (host_vars or {}).get(h, {}) for h in hosts}
@@ -119,15 +134,27 @@ def run_playbook(tmp_path: Path, playbook: str, hosts: list[str],
         "ANSIBLE_NOCOLOR": "true",
         "PATCH_SUMMARY_DIR": str(summary),
     }
-    argv = [str(ROOT / ".venv" / "bin" / "ansible-playbook"), "-i", str(inventory_file),
-            str(ROOT / "ansible" / "playbooks" / playbook), "-e", json.dumps(extra)]
+    argv = [
+        str(ROOT / ".venv" / "bin" / "ansible-playbook"),
+        "-i",
+        str(inventory_file),
+        str(ROOT / "ansible" / "playbooks" / playbook),
+        "-e",
+        json.dumps(extra),
+    ]
     if check:
         argv.append("--check")
-    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=900,
-                          check=False, cwd=ROOT / "ansible")
+    done = subprocess.run(
+        argv, env=env, capture_output=True, text=True, timeout=900, check=False, cwd=ROOT / "ansible"
+    )
     return PlaybookRun(done.returncode, done.stdout + done.stderr, summary)
 
 
-def run_patch(tmp_path: Path, hosts: list[str], host_vars: dict[str, dict[str, Any]] | None = None,
-              check: bool = False, **extra: Any) -> PlaybookRun:
+def run_patch(
+    tmp_path: Path,
+    hosts: list[str],
+    host_vars: dict[str, dict[str, Any]] | None = None,
+    check: bool = False,
+    **extra: Any,
+) -> PlaybookRun:
     return run_playbook(tmp_path, "patch.yml", hosts, host_vars, check, **extra)

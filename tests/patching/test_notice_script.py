@@ -19,7 +19,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 ROLE = ROOT / "ansible" / "roles" / "patching"
-SCRIPT = ROLE / "files" / "vpsfleet-patch-notice"
+SCRIPT = ROLE / "files" / "vpsfleet-patch-notice"  # built from vpsfleet_agents.patching.notice
 PARIS = dt.timezone(dt.timedelta(hours=1))  # Europe/Paris in winter
 
 
@@ -98,7 +98,8 @@ class Guest:
 
 
 @pytest.fixture
-def guest(tmp_path: Path) -> Guest:
+def guest(tmp_path: Path, agents: dict[str, Path]) -> Guest:
+    assert agents["vpsfleet-patch-notice"] == SCRIPT
     g = Guest(tmp_path)
     for folder in ("run", "outbox", "etc", "proc"):
         (tmp_path / folder).mkdir()
@@ -108,8 +109,7 @@ def guest(tmp_path: Path) -> Guest:
         )
     sendmail = tmp_path / "sendmail"
     sendmail.write_text(
-        f'#!/bin/sh\n[ -e "{tmp_path}/relay-down" ] && exit 75\n'
-        f'cat > "{tmp_path}/outbox/$(date +%s%N)"\n',
+        f'#!/bin/sh\n[ -e "{tmp_path}/relay-down" ] && exit 75\ncat > "{tmp_path}/outbox/$(date +%s%N)"\n',
         encoding="utf-8",
     )
     sendmail.chmod(0o755)
@@ -144,8 +144,7 @@ def test_reboot_needed_mails_the_customer_in_french_with_a_copy_to_operations(
     assert mail["Cc"] == "ops@test.example.net"
     assert mail["Content-Language"] == "fr"
     assert mail["Subject"] == (
-        "[vpsfleet test] alpha-web : redémarrage planifié le "
-        "mardi 24 novembre 2026 à 05:30 (Europe/Paris)"
+        "[vpsfleet test] alpha-web : redémarrage planifié le mardi 24 novembre 2026 à 05:30 (Europe/Paris)"
     )
     body = mail.get_body().get_content()  # type: ignore[union-attr]
     assert "Bonjour Alpha SARL," in body
@@ -173,8 +172,7 @@ def test_english_variant(guest: Guest) -> None:
     [mail] = guest.mails()
     assert mail["Content-Language"] == "en"
     assert mail["Subject"] == (
-        "[vpsfleet test] alpha-web: reboot scheduled on Tuesday 24 November 2026 at 05:30 "
-        "(Europe/Paris)"
+        "[vpsfleet test] alpha-web: reboot scheduled on Tuesday 24 November 2026 at 05:30 (Europe/Paris)"
     )
     body = mail.get_body().get_content()  # type: ignore[union-attr]
     assert "These updates take effect only after the server restarts" in " ".join(body.split())
@@ -212,12 +210,17 @@ def test_reboot_is_in_the_window_at_least_the_notice_period_after_the_mail(
 
 def test_services_running_deleted_libraries_get_a_restart_notice(guest: Guest) -> None:
     lib = "7f0000000000-7f0000001000 r-xp 00000000 08:01 1234"
-    guest.process(101, [f"{lib} /usr/lib/x86_64-linux-gnu/libssl.so.3 (deleted)"],
-                  "1:name=systemd:/system.slice/nginx.service\n0::/\n")
-    guest.process(102, [f"{lib} /usr/lib/x86_64-linux-gnu/libssl.so.3"],
-                  "0::/system.slice/ssh.service\n")
-    guest.process(103, [f"{lib} /usr/lib/x86_64-linux-gnu/libc.so.6 (deleted)"],
-                  "0::/user.slice/user-1000.slice/session-3.scope\n")
+    guest.process(
+        101,
+        [f"{lib} /usr/lib/x86_64-linux-gnu/libssl.so.3 (deleted)"],
+        "1:name=systemd:/system.slice/nginx.service\n0::/\n",
+    )
+    guest.process(102, [f"{lib} /usr/lib/x86_64-linux-gnu/libssl.so.3"], "0::/system.slice/ssh.service\n")
+    guest.process(
+        103,
+        [f"{lib} /usr/lib/x86_64-linux-gnu/libc.so.6 (deleted)"],
+        "0::/user.slice/user-1000.slice/session-3.scope\n",
+    )
     guest.process(104, [f"{lib} /memfd:jit (deleted)"], "0::/system.slice/php-fpm.service\n")
     rc, out = guest.notice(now="2026-11-23T04:20:00+01:00")
     assert (rc, out["reboot"], out["services"]) == (0, False, ["nginx.service"])

@@ -43,9 +43,7 @@ def test_overlap_with_the_backup_window(
 ) -> None:
     f = filters()
     minutes = f.patching_minutes
-    assert f.patching_overlaps(minutes(start), length, minutes(window[0]), minutes(window[1])) is (
-        overlaps
-    )
+    assert f.patching_overlaps(minutes(start), length, minutes(window[0]), minutes(window[1])) is (overlaps)
 
 
 def run_assert(tmp_path: Path, **variables: str) -> subprocess.CompletedProcess[str]:
@@ -80,9 +78,21 @@ def run_assert(tmp_path: Path, **variables: str) -> subprocess.CompletedProcess[
     }
     extra = json.dumps(variables)
     return subprocess.run(
-        [str(ROOT / ".venv" / "bin" / "ansible-playbook"), "-c", "local", "-i", "localhost,",
-         "-e", extra, str(playbook)],
-        env=env, capture_output=True, text=True, check=False, timeout=120,
+        [
+            str(ROOT / ".venv" / "bin" / "ansible-playbook"),
+            "-c",
+            "local",
+            "-i",
+            "localhost,",
+            "-e",
+            extra,
+            str(playbook),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
     )
 
 

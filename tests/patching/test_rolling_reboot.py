@@ -23,12 +23,14 @@ SERVICES = {"vpsfleet_services": ["ssh"]}
 
 @pytest.fixture(scope="module")
 def guests(make_guests: Any) -> dict[str, Guest]:
-    made: dict[str, Guest] = make_guests({
-        "patching-roll-1": "always",
-        "patching-roll-2": "no",  # systemd's reboot stops it for good: it never comes back
-        "patching-roll-3": "always",
-        "patching-roll-4": "always",
-    })
+    made: dict[str, Guest] = make_guests(
+        {
+            "patching-roll-1": "always",
+            "patching-roll-2": "no",  # systemd's reboot stops it for good: it never comes back
+            "patching-roll-3": "always",
+            "patching-roll-4": "always",
+        }
+    )
     # The canary serves web: a stand-in for nginx that starts at boot, so the post-check asks
     # it for a page after the reboot.
     made["patching-roll-1"].sh(
@@ -46,9 +48,12 @@ def first_rollout(guests: dict[str, Guest], tmp_path_factory: pytest.TempPathFac
     before = {name: g.pid1_start() for name, g in guests.items()}
     host_vars = {h: SERVICES for h in guests}
     host_vars["patching-roll-1"] = {"vpsfleet_services": ["ssh", "nginx"]}
-    run = run_patch(tmp_path_factory.mktemp("rollout-1"),
-                    ["patching-roll-1", "patching-roll-2", "patching-roll-3"],
-                    host_vars, patch_reboot_timeout=40)
+    run = run_patch(
+        tmp_path_factory.mktemp("rollout-1"),
+        ["patching-roll-1", "patching-roll-2", "patching-roll-3"],
+        host_vars,
+        patching_rollout_reboot_timeout=40,
+    )
     return run, before
 
 
@@ -60,7 +65,8 @@ def test_canary_reboots_and_comes_back(guests: dict[str, Guest], first_rollout: 
     assert run.results()["patching-roll-1"]["result"] == "ok"
     assert '"status": "done"' in canary.sh("cat /var/lib/vpsfleet/patching/notice.json")
     # Its web server was asked for a page after the reboot (and answered).
-    web_check = run.output.split("TASK [Check the web server answers]", 1)[1].split("TASK [", 1)[0]
+    # The task runs in role patching (entry point rollout_verify): "TASK [patching : Check ...]".
+    web_check = run.output.split("Check the web server answers]", 1)[1].split("TASK [", 1)[0]
     assert "ok: [patching-roll-1]" in web_check
 
 
@@ -86,7 +92,7 @@ def test_paused_rollout_touches_no_guest(
     before = due.pid1_start()
     pause = tmp_path / "PATCH_PAUSED"
     pause.touch()
-    run = run_patch(tmp_path, [due.name], {due.name: SERVICES}, patch_pause_file=str(pause))
+    run = run_patch(tmp_path, [due.name], {due.name: SERVICES}, patching_rollout_pause_file=str(pause))
     assert run.rc == 0, run.output
     assert due.pid1_start() == before
     summary = json.loads((run.summary_dir / "summary.json").read_text(encoding="utf-8"))
@@ -101,12 +107,9 @@ def test_no_reboot_without_notice_or_before_its_time(
     before = {name: guests[name].pid1_start() for name in guests if name != "patching-roll-2"}
     hosts = ["patching-roll-1", "patching-roll-3", "patching-roll-4"]
     # Check mode says who is due and touches no one.
-    dry = run_patch(tmp_path / "check", hosts, {h: SERVICES for h in guests}, check=True,
-                    patch_serial=[3])
+    dry = run_patch(tmp_path / "check", hosts, {h: SERVICES for h in guests}, check=True, patch_serial=[3])
     assert dry.rc == 0, dry.output
-    assert {h: r["result"] for h, r in dry.results().items()} == {
-        "patching-roll-3": "would reboot"
-    }
+    assert {h: r["result"] for h, r in dry.results().items()} == {"patching-roll-3": "would reboot"}
     assert guests["patching-roll-3"].pid1_start() == before["patching-roll-3"]
     # One batch: the batches themselves are the first rollout's business.
     run = run_patch(tmp_path / "run", hosts, {h: SERVICES for h in guests}, patch_serial=[3])
@@ -126,18 +129,30 @@ def test_held_dpkg_lock_and_failed_package_stop_the_rollout_before_any_reboot(
     for guest in (locked, broken):
         guest.announce(PAST)
     # Another apt holds the lock (dpkg locks with fcntl): the pre-check waits, then gives up.
-    podman("exec", "-d", locked.name, "python3", "-c",
-           "import fcntl, time; f = open('/var/lib/dpkg/lock-frontend', 'a'); "
-           "fcntl.lockf(f, fcntl.LOCK_EX); time.sleep(600)")
+    podman(
+        "exec",
+        "-d",
+        locked.name,
+        "python3",
+        "-c",
+        "import fcntl, time; f = open('/var/lib/dpkg/lock-frontend', 'a'); "
+        "fcntl.lockf(f, fcntl.LOCK_EX); time.sleep(600)",
+    )
     # A security update whose post-install failed: the package is left half-configured.
     repo = tmp_path / "repo"
     build_apt_repo(repo)
-    podman("cp", str(repo / "security" / "pool" / "vpsfleet-sec-broken-demo_1.1_all.deb"),
-           f"{broken.name}:/tmp/")
+    podman(
+        "cp", str(repo / "security" / "pool" / "vpsfleet-sec-broken-demo_1.1_all.deb"), f"{broken.name}:/tmp/"
+    )
     broken.sh("dpkg -i /tmp/vpsfleet-sec-broken-demo_1.1_all.deb", check=False)
     before = {g.name: g.pid1_start() for g in (locked, broken)}
-    run = run_patch(tmp_path, [locked.name, broken.name], {h: SERVICES for h in guests},
-                    patch_serial=[2], patch_lock_timeout=6)
+    run = run_patch(
+        tmp_path,
+        [locked.name, broken.name],
+        {h: SERVICES for h in guests},
+        patch_serial=[2],
+        patching_rollout_lock_timeout=6,
+    )
     assert run.rc != 0
     results = run.results()
     assert results[locked.name]["task"] == "Wait for apt and dpkg to be free"

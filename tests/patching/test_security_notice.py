@@ -18,8 +18,12 @@ from tests.patching.guests import Guest, build_apt_repo, podman, run_playbook
 pytestmark = [pytest.mark.molecule, pytest.mark.slow]
 
 HOST_VARS = {
-    "vpsfleet_customer": {"id": "c-alpha", "name": "Alpha SARL",
-                          "email": "alpha@customer.example.org", "language": "fr"},
+    "vpsfleet_customer": {
+        "id": "c-alpha",
+        "name": "Alpha SARL",
+        "email": "alpha@customer.example.org",
+        "language": "fr",
+    },
     "vpsfleet_provider": {"name": "vpsfleet test", "operations_email": "ops@test.example.net"},
 }
 
@@ -47,20 +51,25 @@ def guest(make_guests: Any, tmp_path_factory: pytest.TempPathFactory) -> Guest:
 def outbox(guest: Guest) -> list[Any]:
     names = guest.sh("ls -1 /var/tmp/outbox").split()
     return [  # as bytes: the mail is 8-bit UTF-8
-        email.message_from_bytes(base64.b64decode(guest.sh(f"base64 -w0 /var/tmp/outbox/{n}")),
-                                 policy=email.policy.default)
+        email.message_from_bytes(
+            base64.b64decode(guest.sh(f"base64 -w0 /var/tmp/outbox/{n}")), policy=email.policy.default
+        )
         for n in names
     ]
 
 
 def notice(guest: Guest, tmp_path: Path, **extra: Any) -> Any:
-    return run_playbook(tmp_path, "security-notice.yml", [guest.name], {guest.name: HOST_VARS},
-                        security_notice_sendmail="/usr/local/bin/fake-sendmail", **extra)
+    return run_playbook(
+        tmp_path,
+        "security-notice.yml",
+        [guest.name],
+        {guest.name: HOST_VARS},
+        patching_security_notice_sendmail="/usr/local/bin/fake-sendmail",
+        **extra,
+    )
 
 
-def test_pending_security_updates_are_announced_with_the_cut_off_date(
-    guest: Guest, tmp_path: Path
-) -> None:
+def test_pending_security_updates_are_announced_with_the_cut_off_date(guest: Guest, tmp_path: Path) -> None:
     run = notice(guest, tmp_path)
     assert run.rc == 0, run.output
     [mail] = outbox(guest)
