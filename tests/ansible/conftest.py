@@ -1,5 +1,7 @@
 """Runs Ansible's own command-line tools against the inventory plugin, from the `ansible/` folder
-(so that its ansible.cfg is the one in force, as for an operator)."""
+(so that its ansible.cfg is the one in force, as for an operator). The checkout's `ansible/` is
+the collection vpsfleet.platform through the link scripts/setup.d/25-collection-link.sh makes;
+the session makes it first, so that these tests need no prior `scripts/setup.sh`."""
 
 from __future__ import annotations
 
@@ -18,13 +20,29 @@ ANSIBLE_DIR = REPO / "ansible"
 BIN = Path(sys.executable).parent
 
 
-def run_inventory(*args: str) -> subprocess.CompletedProcess[str]:
+def ansible_env() -> dict[str, str]:
+    """The environment of an operator in ansible/: its ansible.cfg, the venv's tools first."""
     env = {**os.environ, "ANSIBLE_CONFIG": str(ANSIBLE_DIR / "ansible.cfg"), "NO_COLOR": "1"}
     env["PATH"] = f"{BIN}:{env.get('PATH', '')}"
+    return env
+
+
+@pytest.fixture(scope="session", autouse=True)
+def collection_link() -> None:
+    """ansible/ as vpsfleet.platform (.cache/collections/...), as scripts/setup.sh makes it."""
+    subprocess.run(
+        ["bash", str(REPO / "scripts" / "setup.d" / "25-collection-link.sh")],
+        env={**os.environ, "VPSFLEET_ROOT": str(REPO)},
+        check=True,
+        capture_output=True,
+    )
+
+
+def run_inventory(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [str(BIN / "ansible-inventory"), *args],
         cwd=ANSIBLE_DIR,
-        env=env,
+        env=ansible_env(),
         capture_output=True,
         text=True,
         timeout=120,

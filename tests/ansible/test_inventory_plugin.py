@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import ast
+import json
 import shutil
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -10,7 +13,7 @@ from typing import Any
 import pytest
 from ruamel.yaml import YAML
 
-from tests.ansible.conftest import REPO, run_inventory
+from tests.ansible.conftest import BIN, REPO, ansible_env, inventory_json, run_inventory
 from vpsfleet.loader import FleetInvalid, load_fleet
 
 Inventory = Callable[[str], dict[str, Any]]
@@ -23,6 +26,15 @@ def members(inv: dict[str, Any], group: str) -> set[str]:
     for child in node.get("children", []):
         hosts |= members(inv, child)
     return hosts
+
+
+def plugin_constant(name: str) -> str:
+    """DOCUMENTATION or EXAMPLES of the plugin, read without importing it."""
+    tree = ast.parse((REPO / "ansible" / "plugins" / "inventory" / "vpsfleet.py").read_text())
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and [getattr(t, "id", None) for t in node.targets] == [name]:
+            return str(ast.literal_eval(node.value))
+    raise AssertionError(f"no {name} in the plugin")
 
 
 def hostvars(inv: dict[str, Any], host: str) -> dict[str, Any]:
@@ -265,3 +277,144 @@ def test_production_monitor_pings_active_guests_and_delivered_servers_only(
             if (o := fleet.offer(g.offer)) is not None and o.kind.value == "managed_vps"
         }  # fmt: skip
         assert managed and {t["guest"] for t in targets["node"]} == managed
+
+
+# --- the constructed options: compose, keyed_groups, groups, strict ------------------------------
+
+
+def constructed_source(tmp_path: Path, options: str, plugin: str = "vpsfleet.platform.vpsfleet") -> Path:
+    """An inventory source naming the lab fleet (a copy) with `options` added."""
+    shutil.copy(REPO / "inventories" / "lab" / "fleet.yml", tmp_path / "fleet.yml")
+    source = tmp_path / "vpsfleet.yml"
+    source.write_text(f"plugin: {plugin}\nfleet: fleet.yml\n{options}")
+    return source
+
+
+def constructed_list(source: Path) -> dict[str, Any]:
+    return inventory_json(source)
+
+
+def test_inventory_sources_name_the_plugin_by_its_fqcn_or_the_older_short_name() -> None:
+    """example-production says the FQCN; the lab keeps the short name while Molecule's site
+    scenario (which links inventories/lab) has no collections path to the checkout."""
+    names = {
+        env: YAML(typ="safe").load((REPO / "inventories" / env / "vpsfleet.yml").read_text())["plugin"]
+        for env in ("lab", "example-production")
+    }
+    assert names == {"lab": "vpsfleet", "example-production": "vpsfleet.platform.vpsfleet"}
+
+
+def test_compose_sets_variables_from_the_fleets_and_the_environments(tmp_path: Path) -> None:
+    source = constructed_source(
+        tmp_path,
+        "compose:\n"
+        "  public_ipv4: vpsfleet_ipv4\n"
+        "  site_label: vpsfleet_environment ~ '-' ~ vpsfleet_datacenter\n",
+    )
+    inv = constructed_list(source)
+    web = hostvars(inv, "alpha-web")
+    assert web["public_ipv4"] == "198.51.100.10"
+    assert web["site_label"] == "lab-lab-a"
+    # The store has no vpsfleet_ipv4: not strict, so that entry is skipped for it, not fatal.
+    store = hostvars(inv, "labstore1")
+    assert "public_ipv4" not in store
+    assert store["site_label"] == "lab-lab-b"
+    # The plugin's own variables and groups are all still there.
+    assert web["vpsfleet_plan"]["name"] == "vps-m"
+    assert members(inv, "managed") == {"alpha-web", "alpha-app"}
+
+
+def test_keyed_groups_group_hosts_by_a_variables_value(tmp_path: Path) -> None:
+    source = constructed_source(
+        tmp_path,
+        "keyed_groups:\n"
+        "  - prefix: plan\n"
+        "    key: vpsfleet_plan.name\n"
+        "  - prefix: lang\n"
+        "    key: vpsfleet_customer.language\n"
+        "    parent_group: customers_by_language\n"
+        "  - key: vpsfleet_backup.store.name\n"
+        "    prefix: store\n"
+        "    separator: '__'\n",
+    )
+    inv = constructed_list(source)
+    assert members(inv, "plan_vps_m") == {"alpha-web"}
+    assert members(inv, "plan_vps_s") == {"alpha-app", "bravo-vps", "bravo-dev"}
+    assert members(inv, "lang_fr") == {"alpha-web", "alpha-app"}
+    assert members(inv, "lang_en") == {"bravo-vps", "bravo-dev"}
+    assert set(inv["customers_by_language"]["children"]) == {"lang_fr", "lang_en"}
+    # Every lab guest's datacenter is kept by labstore1 (with or without the backup service).
+    assert members(inv, "store__labstore1") == members(inv, "guests")
+
+
+def test_groups_add_hosts_whose_condition_holds(tmp_path: Path) -> None:
+    source = constructed_source(
+        tmp_path,
+        "groups:\n"
+        "  french_customers: vpsfleet_customer is defined and vpsfleet_customer.language == 'fr'\n"
+        "  backup_late: vpsfleet_backup is defined and vpsfleet_backup.enabled"
+        " and not vpsfleet_backup.fits\n"
+        "  lab_infrastructure: vpsfleet_datacenter == 'lab-b'\n",
+    )
+    inv = constructed_list(source)
+    assert members(inv, "french_customers") == {"alpha-web", "alpha-app"}
+    assert members(inv, "lab_infrastructure") == {"labstore1", "labmon1"}
+    # Every lab backup fits in the night: the group exists in no host's list.
+    assert members(inv, "backup_late") == set()
+
+
+def test_strict_makes_a_broken_expression_fail_the_inventory(tmp_path: Path) -> None:
+    options = "compose:\n  public_ipv4: vpsfleet_ipv4\n"
+    lenient = constructed_source(tmp_path, options + "strict: false\n")
+    assert run_inventory("-i", str(lenient), "--list").returncode == 0
+    strict = constructed_source(tmp_path, options + "strict: true\n")
+    result = run_inventory("-i", str(strict), "--list", "-v")
+    assert result.returncode != 0
+    # The first host without an address (the hypervisor) stops it, and the message says so.
+    assert "Could not set public_ipv4 for host labhv1" in result.stderr
+    # Only the plugin the source names tries it: no warning from the short name's.
+    assert "Incorrect plugin name" not in result.stderr
+
+
+def test_the_short_name_of_the_older_wiring_still_works(tmp_path: Path) -> None:
+    """`plugin: vpsfleet` through ansible.cfg's inventory_plugins, until every source says the FQCN."""
+    source = constructed_source(tmp_path, "keyed_groups:\n  - {prefix: plan, key: vpsfleet_plan.name}\n",
+                                plugin="vpsfleet")  # fmt: skip
+    inv = constructed_list(source)
+    assert members(inv, "managed") == {"alpha-web", "alpha-app"}
+    assert members(inv, "plan_vps_m") == {"alpha-web"}
+
+
+def test_ansible_doc_documents_every_option_and_the_examples() -> None:
+    result = subprocess.run(
+        [str(BIN / "ansible-doc"), "-t", "inventory", "--json", "vpsfleet.platform.vpsfleet"],
+        cwd=REPO / "ansible", env=ansible_env(), capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    doc = json.loads(result.stdout)["vpsfleet.platform.vpsfleet"]
+    options = doc["doc"]["options"]
+    for option in ("plugin", "fleet", "compose", "groups", "keyed_groups", "strict"):
+        assert options[option]["description"], option
+    assert "vpsfleet.platform.vpsfleet" in options["plugin"]["choices"]
+    assert "plugin: vpsfleet.platform.vpsfleet" in doc["examples"]
+    described = " ".join(doc["doc"]["description"])
+    # Every host variable the plugin sets is documented.
+    inv = inventory_json(REPO / "inventories" / "example-production" / "vpsfleet.yml")
+    set_by_plugin = {k for hv in inv["_meta"]["hostvars"].values() for k in hv}
+    for variable in sorted(set_by_plugin):
+        assert f"C({variable})" in described, variable
+
+
+def test_the_documented_example_works_on_the_lab(tmp_path: Path) -> None:
+    """The EXAMPLES of the plugin, as written, on the lab fleet (its path substituted)."""
+    example = list(YAML(typ="safe").load_all(plugin_constant("EXAMPLES")))[-1]
+    example["fleet"] = "fleet.yml"
+    shutil.copy(REPO / "inventories" / "lab" / "fleet.yml", tmp_path / "fleet.yml")
+    with (tmp_path / "vpsfleet.yml").open("w") as out:
+        YAML().dump(example, out)
+    inv = inventory_json(tmp_path / "vpsfleet.yml")
+    assert hostvars(inv, "alpha-web")["public_ipv4"] == "198.51.100.10"
+    assert members(inv, "plan_vps_m") == {"alpha-web"}
+    assert members(inv, "store_labstore1") == members(inv, "guests")
+    assert "store_labstore1" in inv["stores_of_guests"]["children"]
+    assert members(inv, "french_customers") == {"alpha-web", "alpha-app"}

@@ -1,9 +1,11 @@
 """Ansible inventory from the fleet file: the same guests, addresses and offers Pulumi declares.
 
 The inventory source is a small YAML file (`inventories/<env>/vpsfleet.yml`) that names this
-plugin and the fleet file beside it. The fleet is loaded and validated by the `vpsfleet`
-package; a fleet with a problem fails the inventory with the validator's message, so that no
-play ever runs against a fleet that would not be declared.
+plugin (`plugin: vpsfleet.platform.vpsfleet`, or the short `vpsfleet` of the older wiring) and
+the fleet file beside it. The fleet is loaded and validated by the `vpsfleet` package; a fleet
+with a problem fails the inventory with the validator's message, so that no play ever runs
+against a fleet that would not be declared. The options `compose`, `groups` and `keyed_groups`
+(Ansible's `constructed` features) shape variables and groups without editing this file.
 """
 
 from __future__ import annotations
@@ -12,44 +14,113 @@ import re
 from pathlib import Path
 from typing import Any
 
+import yaml
 from ansible.errors import AnsibleParserError
+from ansible.utils.vars import combine_vars
 
-from ansible.plugins.inventory import BaseInventoryPlugin
+from ansible.plugins.inventory import BaseInventoryPlugin, Constructable
 
 DOCUMENTATION = r"""
 name: vpsfleet
 short_description: the vpsfleet fleet file as an inventory
+version_added: 0.1.0
+author:
+  - vpsfleet operations team (@vpsfleet)
 description:
-  - Reads C(fleet.yml) through the vpsfleet package (validation included).
+  - Reads the fleet file (C(fleet.yml)) through the vpsfleet Python package, which validates it
+    first; a fleet with any problem fails the inventory with every problem and its location, so
+    that no play runs against a fleet that would not be declared.
+  - The inventory source is a YAML file whose name ends in C(vpsfleet.yml) or C(vpsfleet.yaml).
   - Groups guests by datacenter (C(dc_<code>)), hypervisor host (C(hv_<name>)),
     customer (C(customer_<id>)), offer name (C(offer_<name>)), offer kind
     (C(managed), C(unmanaged), C(dedicated)) and state (C(active), C(suspended)).
-    Terminated guests are absent.
+    Terminated guests are absent. Characters other than letters, digits and C(_) become C(_)
+    (datacenter C(lab-a) gives C(dc_lab_a)).
   - Function groups C(guests), C(hypervisors), C(backup_stores), C(monitors); guests with the
-    backup service are also in C(backup_clients).
-  - A guest's C(vpsfleet_backup) holds its scope, store, retention (days, and the minimum count
-    of good sets a retention rule never goes below), restore allowance and the start time the
-    backup planner gives it (C(vpsfleet backup-plan)).
-  - Identities, which derived credentials follow (never the bare name). A guest's
-    C(vpsfleet_identity) is C(<name>@<created>), its C(vpsfleet_customer.identity) is
-    C(<customer id>@<customer created>).
-  - A store's C(vpsfleet_store_guests) lists the guests it keeps (terminated ones too, with their
-    termination date, for erasure) and C(vpsfleet_store_customers) the customers with their
-    read-only account's guests and quota. Each item has its C(identity).
-  - A monitor's C(vpsfleet_monitor_targets) holds what it watches (M16, M26) -
-    C(node), the node exporters of the active managed guests with an address
-    (C(guest), C(customer), C(address)), and C(icmp), every active guest and every delivered
-    dedicated server with an address (C(name), C(kind) guest or server, C(customer),
-    C(address)). Its C(vpsfleet_support_email) is where alerts open tickets.
+    backup service are also in C(backup_clients). Hypervisors, stores and monitors are also in
+    their C(dc_<code>) group.
+  - "Variables of group C(all): C(vpsfleet_environment) (the fleet's environment name),
+    C(vpsfleet_provider) (the provider section: name, e-mail addresses, SMTP relay, operators),
+    C(vpsfleet_monitor_addresses) (the monitors' IPv4 addresses) and C(vpsfleet_policy_backup)
+    (the fleet's backup policy: window, default paths, compression, quota multiple, dead-man check
+    time, minimum count of good sets)."
+  - "Variables of a hypervisor: C(ansible_host) (when the fleet gives its address),
+    C(vpsfleet_datacenter), C(vpsfleet_libvirt_uri), C(vpsfleet_domain_type) (C(kvm) or
+    C(qemu)), C(vpsfleet_bridge)."
+  - "Variables of a guest: C(ansible_host) and C(vpsfleet_ipv4) (when it has an address),
+    C(vpsfleet_identity) (C(<name>@<created>), which derived credentials follow, never the bare
+    name), C(vpsfleet_datacenter), C(vpsfleet_hypervisor), C(vpsfleet_state), C(vpsfleet_plan)
+    and C(vpsfleet_offer) (the fleet's plan and offer, whole), C(vpsfleet_customer) (C(id),
+    C(identity) C(<customer id>@<customer created>), C(created), C(name), C(email), C(language),
+    C(ssh_keys)), C(vpsfleet_image), C(vpsfleet_services), C(vpsfleet_maintenance_window),
+    C(vpsfleet_dns_resolvers) (its datacenter's) and C(vpsfleet_backup)."
+  - "A guest's C(vpsfleet_backup) holds C(enabled), its scope (C(paths), C(databases)), its
+    C(store) (the backup store section, or null), C(compression), C(retention_days) and
+    C(retention_minimum_sets) (the minimum count of good sets a retention rule never goes below),
+    C(restores_per_month) (the restore allowance), and the start time the backup planner gives
+    it (C(start), C(HH:MM) inside the window, and C(fits), false when the night's plan cannot
+    finish it inside the window; see C(vpsfleet backup-plan))."
+  - "Variables of a backup store: C(ansible_host), C(vpsfleet_datacenter), C(vpsfleet_store)
+    (its section of the fleet file), C(vpsfleet_store_guests) (the guests it keeps, terminated
+    ones too with their C(terminated_on) date, for erasure: C(guest), C(identity), C(customer),
+    C(state), C(terminated_on), C(retention_days)) and C(vpsfleet_store_customers) (one read-only
+    account per customer: C(id), C(identity), C(name), C(email), C(language), C(quota_bytes),
+    C(guests))."
+  - "Variables of a monitor: C(ansible_host), C(vpsfleet_datacenter), C(vpsfleet_support_email)
+    (where alerts open tickets) and C(vpsfleet_monitor_targets), what it watches (M16, M26):
+    C(node), the node exporters of the active managed guests with an address (C(guest),
+    C(customer), C(address)), and C(icmp), every active guest and every delivered dedicated
+    server with an address (C(name), C(kind) guest or server, C(customer), C(address))."
+  - The values come from the fleet file and are never templated (a customer's name is data).
+  - After the groups and variables above, O(compose), O(groups) and O(keyed_groups) run for each
+    host with the variables of group C(all) and of the host, as the C(constructed) plugin does.
+requirements:
+  - the vpsfleet Python package (this repository's C(pip install .)), importable by the Python
+    that runs Ansible
+extends_documentation_fragment:
+  - constructed
 options:
   plugin:
-    description: the name of this plugin, to recognise the source file.
+    description:
+      - The name of this plugin, so that Ansible recognises the source file as one of its own.
+      - Use the fully qualified name; the short C(vpsfleet) works only where C(inventory_plugins)
+        names the folder of this file (the older wiring of the repository checkout).
     required: true
-    choices: [vpsfleet]
+    type: str
+    choices: [vpsfleet.platform.vpsfleet, vpsfleet]
   fleet:
-    description: the fleet file, relative to this source file.
+    description:
+      - The fleet file, relative to the folder of the inventory source file, or absolute
+        (C(~) is expanded).
     type: str
     default: fleet.yml
+"""
+
+EXAMPLES = r"""
+---
+# inventories/lab/vpsfleet.yml: the fleet file beside it, as the repository's environments do.
+plugin: vpsfleet.platform.vpsfleet
+fleet: fleet.yml
+
+---
+# A fleet file elsewhere; a group per plan and per backup store; the address in a variable of
+# one's own; a group of the guests whose backup does not fit in the night's window.
+plugin: vpsfleet.platform.vpsfleet
+fleet: /srv/fleet/production/fleet.yml
+# Not strict: hypervisors, stores and monitors have no plan nor backup, so a key that only guests
+# have is skipped for them (strict: true would stop the inventory at the first such host).
+strict: false
+compose:
+  public_ipv4: vpsfleet_ipv4 | default(None)
+keyed_groups:
+  - prefix: plan
+    key: vpsfleet_plan.name
+  - prefix: store
+    key: vpsfleet_backup.store.name
+    parent_group: stores_of_guests
+groups:
+  backup_late: vpsfleet_backup is defined and vpsfleet_backup.enabled and not vpsfleet_backup.fits
+  french_customers: vpsfleet_customer is defined and vpsfleet_customer.language == 'fr'
 """
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_]")
@@ -68,16 +139,27 @@ def _plain(model: Any) -> Any:
     return model.model_dump(mode="json")
 
 
-class InventoryModule(BaseInventoryPlugin):  # type: ignore[misc]
-    NAME = "vpsfleet"
+class InventoryModule(BaseInventoryPlugin, Constructable):  # type: ignore[misc]
+    NAME = "vpsfleet.platform.vpsfleet"
 
     def verify_file(self, path: str) -> bool:
-        return bool(super().verify_file(path)) and path.endswith(("vpsfleet.yml", "vpsfleet.yaml"))
+        """A source of ours, and one naming this plugin by the name it was loaded under (the
+        FQCN, or the short name of the older wiring): the other one then stays silent instead of
+        adding an "Incorrect plugin name" warning to a real error."""
+        if not (super().verify_file(path) and path.endswith(("vpsfleet.yml", "vpsfleet.yaml"))):
+            return False
+        try:
+            with open(path, encoding="utf-8") as source:
+                declared = yaml.safe_load(source)
+        except (OSError, yaml.YAMLError):
+            return True  # parse() reports it
+        names = getattr(self, "_redirected_names", None) or [self.NAME]
+        return not isinstance(declared, dict) or declared.get("plugin") in names
 
     def parse(self, inventory: Any, loader: Any, path: str, cache: bool = True) -> None:
         super().parse(inventory, loader, path, cache)
         self._read_config_data(path)
-        fleet_file = Path(path).parent / self.get_option("fleet")
+        fleet_file = Path(path).parent / Path(str(self.get_option("fleet"))).expanduser()
         try:
             # The loader module itself: correct whether the package is installed or editable.
             from vpsfleet.loader import FleetInvalid, load_fleet
@@ -110,6 +192,18 @@ class InventoryModule(BaseInventoryPlugin):  # type: ignore[misc]
             self.inventory.add_child(group, name)
         for key, value in variables.items():
             self.inventory.set_variable(name, key, value)
+        self._construct(name)
+
+    def _construct(self, name: str) -> None:
+        """The user's `compose`, `groups` and `keyed_groups`, over the variables of group `all`
+        and of the host (what `constructed` would see)."""
+        strict = self.get_option("strict")
+        variables = combine_vars(
+            self.inventory.groups["all"].get_vars(), self.inventory.get_host(name).get_vars()
+        )
+        self._set_composite_vars(self.get_option("compose"), variables, name, strict=strict)
+        self._add_host_to_composed_groups(self.get_option("groups"), variables, name, strict=strict)
+        self._add_host_to_keyed_groups(self.get_option("keyed_groups"), variables, name, strict=strict)
 
     def _populate(self, fleet: Any) -> None:
         for function in ("guests", "hypervisors", "backup_stores", "monitors"):
