@@ -54,11 +54,14 @@ CONTROL
 }
 
 # What a kernel's postinst does (Debian's /etc/kernel/postinst.d/unattended-upgrades and
-# update-notifier-common): flag the reboot and say which package asked for it.
+# update-notifier-common): flag the reboot and say which package asked for it. Single quotes:
+# "$1" is the postinst's own argument, expanded when dpkg runs it.
+# shellcheck disable=SC2016
 reboot_postinst='if [ "$1" = configure ]; then
   touch /var/run/reboot-required
   echo vpsfleet-sec-reboot-demo >>/var/run/reboot-required.pkgs
 fi'
+# shellcheck disable=SC2016
 broken_postinst='if [ "$1" = configure ]; then
   echo "vpsfleet-sec-broken-demo: configuration failed on purpose (fault test)" >&2
   exit 1

@@ -11,6 +11,8 @@
 #      it;  7. prints what runs where and how to reach it.
 # Running it again only starts what is missing and re-applies site.yml (which changes nothing).
 # scripts/lab-down.sh removes everything it made.
+# Its Python steps (the plan from the fleet file, ansible-runner, the verification's summary)
+# are `python -m vpsfleet.lab ...` (vpsfleet/lab.py, tested in tests/suite/test_lab.py).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
@@ -40,51 +42,9 @@ secret="$lab_dir/backup-secret"
 
 # The plan, from the fleet file: pools in use, guests, the sink, the relay's name.
 plan="$lab_dir/plan.sh"
-python - "$sink_ipv4" >"$plan" <<'PY'
-import ipaddress
-import shlex
-import sys
-
-from vpsfleet.environments import fleet_path
-from vpsfleet.loader import load_fleet
-
-fleet = load_fleet(fleet_path("lab"))
-sink = ipaddress.IPv4Address(sys.argv[1])
-found = fleet.pool_of(sink)
-if found is None or sink not in found[1].reserved:
-    sys.exit(f"the mail sink {sink} must be a reserved address of a lab pool (fleet.yml)")
-pools = {found[1].name: found[1]}
-guests = []
-for guest in fleet.live_guests():
-    if guest.ipv4 is None:
-        continue
-    _, pool = fleet.pool_of(guest.ipv4)
-    pools[pool.name] = pool
-    offer = fleet.offer(guest.offer)
-    guests.append(f"{guest.name}:{guest.ipv4}:{pool.name}:{offer.root}:{offer.name}")
-
-
-def provider_machines(machines, kind):
-    """The provider's own machines (stores, monitors) as NAME:IPV4:POOL:provider:KIND."""
-    out = []
-    for machine in machines:
-        found_machine = fleet.pool_of(machine.address)
-        if found_machine is None:
-            sys.exit(f"the {kind} {machine.name} ({machine.address}) is outside every lab pool")
-        pools[found_machine[1].name] = found_machine[1]
-        out.append(f"{machine.name}:{machine.address}:{found_machine[1].name}:provider:{kind}")
-    return out
-
-
-stores = provider_machines(fleet.backup_stores, "backup-store")
-monitors = provider_machines(fleet.monitors, "monitor")
-print("pools=(" + " ".join(shlex.quote(f"{p.name}:{p.network}:{p.gateway}") for p in pools.values()) + ")")
-print("guests=(" + " ".join(shlex.quote(g) for g in guests) + ")")
-print("stores=(" + " ".join(shlex.quote(s) for s in stores) + ")")
-print("monitors=(" + " ".join(shlex.quote(m) for m in monitors) + ")")
-print(f"sink_pool={found[1].name}")
-print(f"relay_host={shlex.quote(fleet.provider.relay.host)}")
-PY
+python -m vpsfleet.lab plan "$sink_ipv4" >"$plan"
+# What the plan assigns (declared here for the reader and for shellcheck).
+pools=() guests=() stores=() monitors=() sink_pool="" relay_host=""
 # shellcheck disable=SC1090
 source "$plan"
 
@@ -158,33 +118,7 @@ YAML
 
 # run_playbook PLAYBOOK [LIMIT]: through ansible-runner, inside the lab's namespace.
 run_playbook() {
-  in_lab python - "$root" "$lab_dir" "$1" "${2:-}" <<'PY'
-import sys
-
-import ansible_runner
-
-root, lab_dir, playbook, limit = sys.argv[1:5]
-result = ansible_runner.run(
-    private_data_dir=f"{lab_dir}/runner",
-    playbook=f"{root}/ansible/playbooks/{playbook}",
-    inventory=[f"{root}/inventories/lab/vpsfleet.yml", f"{lab_dir}/lab-hosts.yml"],
-    limit=limit or None,
-    envvars={
-        "ANSIBLE_CONFIG": f"{root}/ansible/ansible.cfg",
-        "ANSIBLE_DISPLAY_SKIPPED_HOSTS": "false",
-        "ANSIBLE_DISPLAY_OK_HOSTS": "false",
-        "ANSIBLE_FORCE_COLOR": "false",
-        # SSH masters of the lab's own, gone with it (make lab-down): a master left from
-        # containers that were since replaced at the same address breaks the next run.
-        "ANSIBLE_SSH_CONTROL_PATH_DIR": f"{lab_dir}/ssh/cp",
-        "ANSIBLE_SSH_RETRIES": "3",
-    },
-    rotate_artifacts=10,
-    quiet=False,
-)
-print(f"ansible-runner: {result.status}, artifacts in {result.config.artifact_dir}")
-sys.exit(0 if result.rc == 0 else 1)
-PY
+  in_lab python -m vpsfleet.lab run-playbook "$root" "$lab_dir" "$1" "${2:-}"
 }
 
 step "applying site.yml (ansible-runner, over SSH)"
@@ -198,15 +132,7 @@ fi
 step "a backup now on the guests with a database, then its verification (as each night)"
 run_playbook backup-now.yml "backup_clients:&managed"
 run_playbook verify-backups.yml
-python - "$root/artifacts/verify-backups/summary.json" <<'PY'
-import json
-import sys
-
-for r in json.load(open(sys.argv[1]))["results"]:
-    what = ", ".join(c["file"] for c in r.get("checked", []))
-    verdict = "skipped (no set yet)" if r["skipped"] else ("verified" if r["ok"] else "FAILED")
-    print(f"  {r['guest']}: set {r.get('set') or '-'} {verdict} ({what})")
-PY
+python -m vpsfleet.lab verify-summary "$root/artifacts/verify-backups/summary.json"
 for store in "${stores[@]}"; do
   IFS=: read -r name _ <<<"$store"
   echo "  sets on $name:"

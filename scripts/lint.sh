@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# ruff, mypy (strict for the vpsfleet package), yamllint and ansible-lint (production profile).
+# ruff, mypy (strict for the vpsfleet and vpsfleet_agents packages), shellcheck, yamllint and ansible-lint (production profile).
 # With VPSFLEET_TIMING set to a file, each step appends its duration there (scripts/test.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,15 +17,20 @@ step() {  # step NAME COMMAND...: runs it, records its time
 
 ansible_lint() { (cd ansible && PATH="$PWD/../$bin:$PATH" "../$bin/ansible-lint" --profile production); }
 
-# The programs shipped to machines are extension-less Python files (until issue 11 gives them a
-# package): ruff and strict mypy check them by name, found by their shebang.
-mapfile -t programs < <(git ls-files -- 'ansible/*/files/*' | while read -r f; do
-  [[ "$(basename "$f")" != *.* ]] && head -1 "$f" | grep -q '^#!.*python' && echo "$f"; done)
-step ruff "$bin/ruff" check . "${programs[@]}"
+# The programs shipped to machines are the package vpsfleet_agents (built into single files by
+# vpsfleet.agent_build): the same ruff and strict mypy as the fleet model.
+step ruff "$bin/ruff" check .
 step mypy "$bin/mypy" vpsfleet vpsfleet_agents tests benchmarks pulumi/vpsfleet_infra
-programs_mypy() { local f; for f in "${programs[@]}"; do "$bin/mypy" --strict --scripts-are-modules "$f" || return 1; done; }
-step "mypy (shipped programs)" programs_mypy
 step yamllint "$bin/yamllint" --strict .
+# Every tracked shell program: *.sh, and files whose first line is a sh or bash shebang
+# (templates excluded: Jinja is not shell). shellcheck: scripts/debian-packages/80-lint.txt.
+mapfile -t shell_scripts < <(git ls-files | while read -r f; do
+  [[ -f "$f" && "$f" != *.j2 ]] || continue
+  if [[ "$f" == *.sh ]] || head -n 1 "$f" | grep -Eq '^#!.*(/|env +)(ba|da)?sh([[:space:]]|$)'; then
+    echo "$f"
+  fi
+done)
+step shellcheck shellcheck "${shell_scripts[@]}"
 if compgen -G "ansible/roles/*/tasks/main.yml" >/dev/null || compgen -G "ansible/playbooks/*.yml" >/dev/null; then
   step ansible-lint ansible_lint
 fi

@@ -12,5 +12,5 @@ if [[ -x "$venv/bin/python" && -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; t
 fi
 python3.11 -m venv "$venv"
 "$venv/bin/pip" install -q --upgrade pip >"$venv/pip.log" 2>&1 || { cat "$venv/pip.log"; exit 1; }
-"$venv/bin/pip" install -q -e "$root[dev]" >"$venv/pip.log" 2>&1 || { cat "$venv/pip.log"; exit 1; }
+"$venv/bin/pip" install -q -e "${root}[dev]" >"$venv/pip.log" 2>&1 || { cat "$venv/pip.log"; exit 1; }
 echo "$want" > "$stamp"

@@ -1,0 +1,173 @@
+"""vpsfleet.lab: the Python steps of scripts/lab.sh (the plan, ansible-runner's settings, the
+verification's summary), without starting the lab."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import ipaddress
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from vpsfleet import lab
+from vpsfleet.environments import fleet_path
+from vpsfleet.fleet import Fleet
+from vpsfleet.loader import load_fleet
+from vpsfleet.schema import GuestState
+
+ROOT = Path(__file__).resolve().parents[2]
+SINK = ipaddress.IPv4Address("198.51.100.3")
+
+
+@pytest.fixture(scope="module")
+def fleet() -> Fleet:
+    return load_fleet(ROOT / "inventories" / "lab" / "fleet.yml")
+
+
+def test_the_lab_plan_lists_every_live_guest_store_and_monitor(fleet: Fleet) -> None:
+    plan = lab.plan(fleet, SINK)
+    # the sink's pool first, then in order of first use
+    assert [p.name for p in plan.pools] == ["lab-public", "lab-offsite"]
+    assert plan.sink_pool == "lab-public"
+    assert plan.relay_host == fleet.provider.relay.host
+    live = [g for g in fleet.live_guests() if g.ipv4 is not None]
+    assert [m.name for m in plan.guests] == [g.name for g in live]
+    for machine, guest in zip(plan.guests, live, strict=True):
+        offer = fleet.offer(guest.offer)
+        assert offer is not None
+        assert (machine.ipv4, machine.who, machine.kind) == (guest.ipv4, offer.root, offer.name)
+        pool = fleet.pool_of(machine.ipv4)
+        assert pool is not None and machine.pool == pool[1].name
+    assert [m.word() for m in plan.stores] == [
+        f"{s.name}:{s.address}:lab-offsite:provider:backup-store" for s in fleet.backup_stores
+    ]
+    assert [m.word() for m in plan.monitors] == [
+        f"{m.name}:{m.address}:lab-offsite:provider:monitor" for m in fleet.monitors
+    ]
+    # what lab.sh reads: managed guests have the provider as root, unmanaged the customer
+    assert {m.who for m in plan.guests} == {"provider", "customer"}
+
+
+def test_the_plan_is_what_bash_sources(fleet: Fleet, tmp_path: Path) -> None:
+    plan = lab.plan(fleet, SINK)
+    script = tmp_path / "plan.sh"
+    script.write_text(plan.shell())
+    out = subprocess.run(
+        [
+            "bash",
+            "-c",
+            'source "$1"; printf "%s\\n" "${#pools[@]}" "${pools[@]}" "${guests[@]}" "${stores[@]}" '
+            '"${monitors[@]}" "$sink_pool" "$relay_host"',
+            "plan",
+            str(script),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.splitlines()
+    assert out == [
+        str(len(plan.pools)),
+        *(f"{p.name}:{p.network}:{p.gateway}" for p in plan.pools),
+        *(m.word() for m in plan.guests + plan.stores + plan.monitors),
+        plan.sink_pool,
+        plan.relay_host,
+    ]
+
+
+def test_terminated_guests_and_guests_without_an_address_are_left_out(fleet: Fleet) -> None:
+    first, second, *rest = fleet.guests
+    guests = [
+        first.model_copy(update={"state": GuestState.TERMINATED, "terminated_on": dt.date(2026, 2, 1)}),
+        second.model_copy(update={"ipv4": None}),
+        *rest,
+    ]
+    plan = lab.plan(dataclasses.replace(fleet, guests=guests), SINK)
+    assert [m.name for m in plan.guests] == [g.name for g in rest]
+
+
+def test_the_sink_must_be_a_reserved_address_of_a_pool(fleet: Fleet) -> None:
+    with pytest.raises(lab.LabError, match=r"the mail sink 198\.51\.100\.9 must be a reserved address"):
+        lab.plan(fleet, ipaddress.IPv4Address("198.51.100.9"))
+    with pytest.raises(lab.LabError, match="must be a reserved address"):
+        lab.plan(fleet, ipaddress.IPv4Address("192.0.2.3"))  # in no pool at all
+
+
+def test_a_provider_machine_outside_every_pool_is_refused(fleet: Fleet) -> None:
+    store = fleet.backup_stores[0].model_copy(update={"address": ipaddress.IPv4Address("192.0.2.10")})
+    with pytest.raises(lab.LabError, match=rf"the backup-store {store.name} \(192\.0\.2\.10\) is outside"):
+        lab.plan(dataclasses.replace(fleet, backup_stores=[store]), SINK)
+
+
+def test_the_plan_command_prints_the_assignments(capsys: pytest.CaptureFixture[str], fleet: Fleet) -> None:
+    assert lab.main(["plan", str(SINK), "--env", str(fleet_path("lab"))]) == 0
+    assert capsys.readouterr().out == lab.plan(fleet, SINK).shell()
+    assert lab.main(["plan", "198.51.100.9", "--env", str(fleet_path("lab"))]) == 1
+    assert "must be a reserved address" in capsys.readouterr().err
+
+
+def test_runner_settings_for_a_playbook() -> None:
+    settings = lab.runner_settings(Path("/repo"), Path("/var/lib/vpsfleet-lab"), "lab.yml", "")
+    assert settings["playbook"] == "/repo/ansible/playbooks/lab.yml"
+    assert settings["private_data_dir"] == "/var/lib/vpsfleet-lab/runner"
+    assert settings["inventory"] == [
+        "/repo/inventories/lab/vpsfleet.yml",
+        "/var/lib/vpsfleet-lab/lab-hosts.yml",
+    ]
+    assert settings["limit"] is None  # no limit: every host
+    assert settings["envvars"]["ANSIBLE_CONFIG"] == "/repo/ansible/ansible.cfg"
+    assert settings["envvars"]["ANSIBLE_SSH_CONTROL_PATH_DIR"] == "/var/lib/vpsfleet-lab/ssh/cp"
+    limited = lab.runner_settings(Path("/repo"), Path("/lab"), "handover.yml", "bravo-vps,bravo-dev")
+    assert limited["limit"] == "bravo-vps,bravo-dev"
+    # every file the lab hands to ansible-runner exists in the repository
+    real = lab.runner_settings(ROOT, Path("/lab"), "lab.yml", "")
+    assert Path(real["inventory"][0]).is_file()
+    assert Path(real["envvars"]["ANSIBLE_CONFIG"]).is_file()
+    for playbook in ("lab.yml", "handover.yml", "backup-now.yml", "verify-backups.yml"):
+        assert (ROOT / "ansible" / "playbooks" / playbook).is_file(), playbook
+
+
+def test_verify_summary_lines(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    summary = {
+        "results": [
+            {
+                "guest": "alpha-web",
+                "set": "2026-12-03",
+                "skipped": False,
+                "ok": False,
+                "checked": [{"file": "www.tar.gz"}, {"file": "db/shop.sql.gz"}],
+            },
+            {
+                "guest": "alpha-app",
+                "set": "2026-12-03",
+                "skipped": False,
+                "ok": True,
+                "checked": [{"file": "www.tar.gz"}],
+            },
+            {"guest": "bravo-vps", "set": None, "skipped": True, "ok": False},
+        ]
+    }
+    expected = [
+        "  alpha-web: set 2026-12-03 FAILED (www.tar.gz, db/shop.sql.gz)",
+        "  alpha-app: set 2026-12-03 verified (www.tar.gz)",
+        "  bravo-vps: set - skipped (no set yet) ()",
+    ]
+    assert lab.verify_summary(summary) == expected
+    path = tmp_path / "summary.json"
+    path.write_text(json.dumps(summary))
+    assert lab.main(["verify-summary", str(path)]) == 0
+    assert capsys.readouterr().out.splitlines() == expected
+
+
+def test_lab_sh_calls_the_module_and_runs_no_python_heredoc() -> None:
+    script = (ROOT / "scripts" / "lab.sh").read_text()
+    assert "<<'PY'" not in script and "python - " not in script
+    for command in (
+        "python -m vpsfleet.lab plan",
+        "python -m vpsfleet.lab run-playbook",
+        "python -m vpsfleet.lab verify-summary",
+    ):
+        assert command in script, command
+    subprocess.run(["bash", "-n", str(ROOT / "scripts" / "lab.sh")], check=True)

@@ -1,0 +1,197 @@
+"""The Python steps of `make lab` (scripts/lab.sh keeps the steps a reader follows).
+
+    python -m vpsfleet.lab plan SINK_IPV4 [--env lab]        # the lab plan, as shell assignments
+    python -m vpsfleet.lab run-playbook ROOT LAB_DIR PLAYBOOK [LIMIT]   # through ansible-runner
+    python -m vpsfleet.lab verify-summary SUMMARY_JSON        # one line per verified guest
+
+The plan is what lab.sh sources: the address pools in use (`NAME:NETWORK:GATEWAY`), then one
+`NAME:IPV4:POOL:WHO:KIND` word per machine, WHO being who is root (`customer` or `provider`) and
+KIND the guest's offer, `backup-store` or `monitor`; then the mail sink's pool and the relay's
+name. Every machine's pool comes from the fleet file, so the lab never declares an address.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import json
+import shlex
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from vpsfleet.fleet import Fleet
+from vpsfleet.schema import Pool
+
+
+class LabError(Exception):
+    """The fleet file cannot be laid out as a lab (said to the operator, exit 1)."""
+
+
+@dataclass(frozen=True)
+class Machine:
+    name: str
+    ipv4: ipaddress.IPv4Address
+    pool: str
+    who: str  # who is root: customer or provider
+    kind: str  # the guest's offer, backup-store or monitor
+
+    def word(self) -> str:
+        return f"{self.name}:{self.ipv4}:{self.pool}:{self.who}:{self.kind}"
+
+
+@dataclass(frozen=True)
+class LabPlan:
+    pools: tuple[Pool, ...]  # in order of first use: the sink's, the guests', stores', monitors'
+    guests: tuple[Machine, ...]
+    stores: tuple[Machine, ...]
+    monitors: tuple[Machine, ...]
+    sink_pool: str
+    relay_host: str
+
+    def shell(self) -> str:
+        """Bash assignments (arrays and scalars), each value quoted."""
+
+        def array(name: str, words: Iterable[str]) -> str:
+            return f"{name}=(" + " ".join(shlex.quote(w) for w in words) + ")"
+
+        return (
+            "\n".join(
+                [
+                    array("pools", (f"{p.name}:{p.network}:{p.gateway}" for p in self.pools)),
+                    array("guests", (m.word() for m in self.guests)),
+                    array("stores", (m.word() for m in self.stores)),
+                    array("monitors", (m.word() for m in self.monitors)),
+                    f"sink_pool={self.sink_pool}",
+                    f"relay_host={shlex.quote(self.relay_host)}",
+                ]
+            )
+            + "\n"
+        )
+
+
+def plan(fleet: Fleet, sink: ipaddress.IPv4Address) -> LabPlan:
+    """The lab's pools and machines: every live guest with an address, every backup store and
+    monitor, and the mail sink, which must be a reserved address of a pool (the relay's)."""
+    found = fleet.pool_of(sink)
+    if found is None or sink not in found[1].reserved:
+        raise LabError(f"the mail sink {sink} must be a reserved address of a lab pool (fleet.yml)")
+    pools: dict[str, Pool] = {found[1].name: found[1]}
+
+    def pool_of(name: str, address: ipaddress.IPv4Address, kind: str) -> str:
+        where = fleet.pool_of(address)
+        if where is None:
+            raise LabError(f"the {kind} {name} ({address}) is outside every lab pool")
+        pools.setdefault(where[1].name, where[1])
+        return where[1].name
+
+    guests: list[Machine] = []
+    for guest in fleet.live_guests():
+        if guest.ipv4 is None:
+            continue
+        offer = fleet.offer(guest.offer)
+        if offer is None:
+            raise LabError(f"the guest {guest.name} has an unknown offer {guest.offer}")
+        pool = pool_of(guest.name, guest.ipv4, "guest")
+        guests.append(Machine(guest.name, guest.ipv4, pool, offer.root, offer.name))
+
+    def provider_machines(machines: Iterable[Any], kind: str) -> tuple[Machine, ...]:
+        """The provider's own machines (stores, monitors)."""
+        return tuple(
+            Machine(m.name, m.address, pool_of(m.name, m.address, kind), "provider", kind) for m in machines
+        )
+
+    stores = provider_machines(fleet.backup_stores, "backup-store")
+    monitors = provider_machines(fleet.monitors, "monitor")
+    return LabPlan(
+        pools=tuple(pools.values()),
+        guests=tuple(guests),
+        stores=stores,
+        monitors=monitors,
+        sink_pool=found[1].name,
+        relay_host=fleet.provider.relay.host,
+    )
+
+
+def runner_settings(root: Path, lab_dir: Path, playbook: str, limit: str) -> dict[str, Any]:
+    """ansible-runner's arguments for one playbook of the lab (inventory: the fleet's plugin
+    file and lab.sh's additions)."""
+    return {
+        "private_data_dir": f"{lab_dir}/runner",
+        "playbook": f"{root}/ansible/playbooks/{playbook}",
+        "inventory": [f"{root}/inventories/lab/vpsfleet.yml", f"{lab_dir}/lab-hosts.yml"],
+        "limit": limit or None,
+        "envvars": {
+            "ANSIBLE_CONFIG": f"{root}/ansible/ansible.cfg",
+            "ANSIBLE_DISPLAY_SKIPPED_HOSTS": "false",
+            "ANSIBLE_DISPLAY_OK_HOSTS": "false",
+            "ANSIBLE_FORCE_COLOR": "false",
+            # SSH masters of the lab's own, gone with it (make lab-down): a master left from
+            # containers that were since replaced at the same address breaks the next run.
+            "ANSIBLE_SSH_CONTROL_PATH_DIR": f"{lab_dir}/ssh/cp",
+            "ANSIBLE_SSH_RETRIES": "3",
+        },
+        "rotate_artifacts": 10,
+        "quiet": False,
+    }
+
+
+def run_playbook(root: Path, lab_dir: Path, playbook: str, limit: str = "") -> int:
+    """Runs the playbook through ansible-runner (the interface AWX/AAP use); 0 when it passed."""
+    import ansible_runner  # only here: the plan and the summary need no Ansible
+
+    result = ansible_runner.run(**runner_settings(root, lab_dir, playbook, limit))
+    print(f"ansible-runner: {result.status}, artifacts in {result.config.artifact_dir}")
+    return 0 if result.rc == 0 else 1
+
+
+def verify_summary(summary: Mapping[str, Any]) -> list[str]:
+    """One line per guest of playbooks/verify-backups.yml's summary.json."""
+    lines = []
+    for r in summary["results"]:
+        what = ", ".join(c["file"] for c in r.get("checked", []))
+        verdict = "skipped (no set yet)" if r["skipped"] else ("verified" if r["ok"] else "FAILED")
+        lines.append(f"  {r['guest']}: set {r.get('set') or '-'} {verdict} ({what})")
+    return lines
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m vpsfleet.lab", description="the Python steps of make lab"
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    p = commands.add_parser("plan", help="the lab plan from the fleet file, as bash assignments")
+    p.add_argument("sink", type=ipaddress.IPv4Address, help="the mail sink's IPv4")
+    p.add_argument("--env", default="lab", help="environment or fleet file (default: lab)")
+    p = commands.add_parser("run-playbook", help="a playbook through ansible-runner")
+    p.add_argument("root", type=Path)
+    p.add_argument("lab_dir", type=Path)
+    p.add_argument("playbook")
+    p.add_argument("limit", nargs="?", default="")
+    p = commands.add_parser("verify-summary", help="the verification's summary.json, one line per guest")
+    p.add_argument("summary", type=Path)
+    args = parser.parse_args(argv)
+
+    if args.command == "plan":
+        from vpsfleet.environments import fleet_path
+        from vpsfleet.loader import load_fleet
+
+        try:
+            print(plan(load_fleet(fleet_path(args.env)), args.sink).shell(), end="")
+        except LabError as error:
+            print(error, file=sys.stderr)
+            return 1
+        return 0
+    if args.command == "run-playbook":
+        return run_playbook(args.root, args.lab_dir, args.playbook, args.limit)
+    with args.summary.open(encoding="utf-8") as f:
+        summary = json.load(f)
+    for line in verify_summary(summary):
+        print(line)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
