@@ -7,6 +7,7 @@ import dataclasses
 import datetime as dt
 import itertools
 import json
+import math
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -17,9 +18,13 @@ from hypothesis import strategies as st
 from vpsfleet import load_fleet
 from vpsfleet.backup_plan import (
     Assumptions,
+    StorePlan,
+    backed_up_guests,
     parse_metrics,
     plan_night,
     render_svg,
+    simulate_plan,
+    text_width,
     window_seconds,
 )
 from vpsfleet.cli import main
@@ -157,9 +162,7 @@ def test_svg_chart_is_well_formed_and_shows_every_guest(lab: Fleet) -> None:
     assert fills.count("#d33") == 1  # the guest that does not fit, in red
 
 
-def test_cli_prints_the_plan_and_writes_the_chart(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_cli_prints_the_plan_and_writes_the_chart(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     chart = tmp_path / "night.svg"
     assert main(["backup-plan", str(LAB), "--json", "--svg", str(chart)]) == 0
     out = json.loads(capsys.readouterr().out)
@@ -169,9 +172,7 @@ def test_cli_prints_the_plan_and_writes_the_chart(
     assert chart.read_text().startswith("<svg")
 
 
-def test_cli_fails_when_a_guest_does_not_fit(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_cli_fails_when_a_guest_does_not_fit(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     metrics = tmp_path / "metrics.json"
     guest: Guest = next(g for g in load_fleet(LAB).guests if load_fleet(LAB).backup_enabled(g))
     metrics.write_text(json.dumps({guest.name: 5 * 10**12}))  # 5 TB: not in one night
@@ -181,3 +182,180 @@ def test_cli_fails_when_a_guest_does_not_fit(
 
 def test_assumptions_are_explicit() -> None:
     assert Assumptions().margin_minutes > 0  # the agent's hard stop precedes the window's end
+
+
+# --- issue 15: the shared-bandwidth model -----------------------------------------------------
+
+SVG = "{http://www.w3.org/2000/svg}"
+
+
+def fleet_of(disks: list[int], plan_mbps: list[int], connections: int, bandwidth: int) -> Fleet:
+    fleet = with_guests(load_fleet(LAB), disks, max_connections=connections,
+                        bandwidth_mbps=bandwidth)  # fmt: skip
+    plans = [
+        p.model_copy(update={"bandwidth_mbps": plan_mbps[i % len(plan_mbps)]})
+        for i, p in enumerate(fleet.plans)
+    ]
+    return dataclasses.replace(fleet, plans=plans)
+
+
+def long_night(fleet: Fleet) -> Fleet:
+    """The window 00:00-23:00: every guest of these tests fits."""
+    backup = fleet.policy.backup
+    window = backup.window.model_copy(update={"start": "00:00", "end": "23:00"})
+    policy = fleet.policy.model_copy(update={"backup": backup.model_copy(update={"window": window})})
+    return dataclasses.replace(fleet, policy=policy)
+
+
+def transfer_bound(plan: StorePlan) -> float:
+    """Over the guests that fit: the store idles until a first set is built, then carries
+    every byte at most at its bandwidth; and no run beats itself alone on the store."""
+    jobs = [s.job for s in plan.slots]
+    transfer = sum(j.expected_bytes for j in jobs) * 8 / (plan.store.bandwidth_mbps * 1e6)
+    return max(min(j.produce_s for j in jobs) + transfer, max(j.alone_s for j in jobs))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    disks=st.lists(st.integers(min_value=1, max_value=800), min_size=1, max_size=40),
+    plan_mbps=st.lists(st.sampled_from([100, 200, 1000]), min_size=1, max_size=3),
+    connections=st.integers(min_value=1, max_value=12),
+    bandwidth=st.sampled_from([100, 500, 1000, 2500, 10000]),
+    local=st.sampled_from([10.0, 40.0, 200.0]),
+)
+def test_plan_and_simulation_agree_within_the_store_limits(
+    disks: list[int], plan_mbps: list[int], connections: int, bandwidth: int, local: float
+) -> None:
+    fleet = fleet_of(disks, plan_mbps, connections, bandwidth)
+    night = plan_night(fleet, assume=Assumptions(local_mb_per_s=local))
+    [plan] = night.stores
+    window_s = window_seconds(night.window_start, night.window_end)
+    assert sorted(s.job.guest for s in plan.slots + plan.late) == sorted(g.name for g in fleet.guests)
+    # Every start inside the window, on a whole minute; the late ones hold no connection.
+    for slot in plan.slots + plan.late:
+        assert 0 <= slot.start_s < window_s and slot.start_s % 60 == 0
+    assert all(s.connection == -1 and s.end_s > plan.usable_s for s in plan.late)
+    # The simulation of the plan's starts alone gives exactly the plan's ends.
+    assert plan.night is not None
+    again = simulate_plan(plan)
+    assert again == plan.night
+    assert {s.job.guest: s.end_s for s in plan.slots} == {
+        name: math.ceil(end) for name, end in again.ends.items()
+    }
+    assert all(s.end_s <= plan.usable_s for s in plan.slots)
+    # Never more runs at once than the store's connections, at any instant of the simulation.
+    edges = sorted(
+        [(s.start_s, 1) for s in plan.slots] + [(again.ends[s.job.guest], -1) for s in plan.slots],
+        key=lambda e: (e[0], e[1]),  # an end frees its connection before a start at that time
+    )
+    running = 0
+    for _, change in edges:
+        running += change
+        assert running <= connections
+    assert again.peak_running <= connections
+    # Nor more bandwidth than the store's.
+    assert all(used <= bandwidth * (1 + 1e-9) for _, used in again.usage)
+    if plan.slots:
+        assert again.makespan_s >= transfer_bound(plan) * (1 - 1e-9)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    disks=st.lists(st.integers(min_value=1, max_value=400), min_size=1, max_size=30),
+    plan_mbps=st.lists(st.sampled_from([200, 1000]), min_size=1, max_size=2),
+    bandwidth=st.sampled_from([1000, 2500, 10000]),
+)
+def test_makespan_near_the_bandwidth_bound_when_connections_do_not_bind(
+    disks: list[int], plan_mbps: list[int], bandwidth: int
+) -> None:
+    """With a connection per guest, the connections cannot bind: the night ends within 10 % of
+    the bandwidth bound B (first set built, then every byte at the store's bandwidth; or the
+    longest run alone), plus the tail of the longest production (a run cannot upload before its
+    set is built, and the last ones built upload with the store partly idle), plus the minute a
+    start may wait for the timer: makespan <= 1.1 B + max(produce) + 60 s."""
+    fleet = long_night(fleet_of(disks, plan_mbps, len(disks), bandwidth))
+    night = plan_night(fleet)
+    [plan] = night.stores
+    assert plan.late == [] and plan.night is not None
+    tail = max(s.job.produce_s for s in plan.slots)
+    assert plan.night.makespan_s <= 1.1 * transfer_bound(plan) + tail + 60
+
+
+def text_boxes(root: ET.Element) -> list[tuple[str, float, float, float, float]]:
+    """Each label's box (left, top, right, bottom) from its position, anchor, font size and an
+    estimate of its width (CHAR_EM of the font size per character)."""
+    boxes = []
+    for text in root.iter(f"{SVG}text"):
+        size = float(text.get("font-size", "11"))
+        width = text_width(text.text or "", size)
+        x, y = float(text.get("x", "0")), float(text.get("y", "0"))
+        anchor = text.get("text-anchor", "start")
+        left = x - width if anchor == "end" else x - width / 2 if anchor == "middle" else x
+        boxes.append((text.text or "", left, y - size, left + width, y))
+    return boxes
+
+
+def assert_apart(boxes: list[tuple[str, float, float, float, float]]) -> None:
+    for a, b in itertools.combinations(boxes, 2):
+        overlap = a[1] < b[3] and b[1] < a[3] and a[2] < b[4] and b[2] < a[4]
+        assert not overlap, f"labels {a[0]!r} and {b[0]!r} overlap"
+
+
+def test_example_production_chart_draws_every_guest_and_keeps_labels_apart(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 15: the chart listed four guests that do not fit but drew one; "hard stop" and
+    "end" overlapped."""
+    chart = tmp_path / "night.svg"
+    main(["backup-plan", "example-production", "--svg", str(chart)])
+    out = capsys.readouterr().out
+    fleet = load_fleet(fleet_path("example-production"))
+    night = plan_night(fleet)
+    root = ET.fromstring(chart.read_text())
+    drawn = [r.get("data-guest", "") for r in root.iter(f"{SVG}rect") if r.get("data-guest")]
+    assert sorted(drawn) == sorted(g.name for g in backed_up_guests(fleet))
+    late = sorted(r.get("data-guest", "") for r in root.iter(f"{SVG}rect") if r.get("fill") == "#d33")
+    assert late == sorted(s.job.guest for s in night.late)
+    if night.late:
+        assert "not fitting in the window: " + ", ".join(late) in out
+    # Each guest that does not fit has its own row, its bar reaching past the hard stop.
+    rows = [float(r.get("y", "0")) for r in root.iter(f"{SVG}rect") if r.get("fill") == "#d33"]
+    assert len(set(rows)) == len(rows)
+    boxes = text_boxes(root)
+    assert {"hard stop", "end"} <= {b[0] for b in boxes}
+    assert_apart(boxes)
+    # The store's bandwidth over the night, one area per store.
+    areas = [p.get("data-store") for p in root.iter(f"{SVG}polygon")]
+    assert areas == [p.store.name for p in night.stores]
+
+
+@settings(max_examples=15, deadline=None)
+@given(
+    disks=st.lists(st.integers(min_value=1, max_value=2000), min_size=1, max_size=60),
+    connections=st.integers(min_value=1, max_value=6),
+    bandwidth=st.sampled_from([100, 1000]),
+)
+def test_crowded_charts_keep_every_guest_and_no_label_overlaps(
+    disks: list[int], connections: int, bandwidth: int
+) -> None:
+    fleet = with_guests(load_fleet(LAB), disks, max_connections=connections,
+                        bandwidth_mbps=bandwidth)  # fmt: skip
+    root = ET.fromstring(render_svg(plan_night(fleet)))
+    drawn = [r.get("data-guest", "") for r in root.iter(f"{SVG}rect") if r.get("data-guest")]
+    assert sorted(drawn) == sorted(g.name for g in fleet.guests)
+    assert_apart(text_boxes(root))
+
+
+def test_cli_gives_the_jitter_of_the_night(capsys: pytest.CaptureFixture[str]) -> None:
+    main(["backup-plan", str(LAB), "--json", "--jitter", "20"])
+    stores = json.loads(capsys.readouterr().out)["stores"]
+    for figures in stores.values():
+        assert figures["jitter"]["samples"] == 20
+        assert figures["makespan_seconds"] >= figures["bandwidth_bound_seconds"]
+        assert set(figures["jitter"]) == {
+            "samples",
+            "last_end_late_p95_seconds",
+            "worst_guest_late_p95_seconds",
+            "nights_past_hard_stop",
+            "peak_runs_p95",
+        }
