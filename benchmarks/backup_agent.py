@@ -20,6 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from vpsfleet import agent_build
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.backup.conftest import (
@@ -146,6 +148,7 @@ def main() -> int:
     parser.add_argument("--keep", action="store_true", help="keep the work folder")
     parser.add_argument("--no-reference", action="store_true", help="skip duplicity")
     args = parser.parse_args()
+    agent_build.build()  # the agent as the role installs it, from vpsfleet_agents/
     rng = random.Random(6)  # the same data every time
     base = Path(tempfile.mkdtemp(prefix="vpsfleet-bench-", dir="/var/tmp"))
     base.chmod(0o755)

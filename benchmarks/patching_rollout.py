@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from tests.patching.guests import NOTICE, Guest, podman, run_patch, wait_booted
+from vpsfleet import agent_build
 
 IMAGE = "localhost/vpsfleet-debian12:latest"
 
@@ -34,6 +35,7 @@ def batch_plan(count: int) -> list[int]:
 
 
 def main(count: int) -> int:
+    agent_build.build()  # the notice program as the role installs it, from vpsfleet_agents/
     names = [f"patching-bench-{i}" for i in range(1, count + 1)]
     with tempfile.TemporaryDirectory() as tmp:
         config = Path(tmp) / "notice.json"

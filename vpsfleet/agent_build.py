@@ -15,6 +15,7 @@ import argparse
 import io
 import os
 import sys
+import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,8 +34,24 @@ class Artifact:
     folder: str  # where the role that installs it looks, relative to the repository
 
 
-# One row per program, added as each moves into the package (issue 11).
-ARTIFACTS: tuple[Artifact, ...] = ()
+# One row per program shipped to machines.
+ARTIFACTS: tuple[Artifact, ...] = (
+    Artifact("vpsfleet-patch-notice", "vpsfleet_agents.patching.notice:main", "ansible/roles/patching/files"),
+    Artifact(
+        "vpsfleet-security-pending",
+        "vpsfleet_agents.patching.security_pending:main",
+        "ansible/roles/patching/files",
+    ),
+    Artifact("vpsfleet-mail-sink", "vpsfleet_agents.mail_sink:main", "ansible/roles/mail_sink/files"),
+    Artifact("vpsfleet-backup", "vpsfleet_agents.backup.cli:main", "ansible/roles/backup/files"),
+    Artifact(
+        "vpsfleet-backup-failure-mail",
+        "vpsfleet_agents.backup.failure_mail:main",
+        "ansible/roles/backup/files",
+    ),
+    Artifact("vpsfleet-verify-backup", "vpsfleet_agents.verify.cli:main", "ansible/roles/backup_store/files"),
+    Artifact("vpsfleet-backup-store", "vpsfleet_agents.store.cli:main", "ansible/roles/backup_store/files"),
+)
 
 
 def sources(root: Path = ROOT) -> list[Path]:
@@ -84,8 +101,11 @@ def build(root: Path = ROOT) -> list[Path]:
         if path.exists() and path.read_bytes() == data:
             continue
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_bytes(data)
+        # A temporary name of its own: two test workers may build at once; the last rename wins
+        # and both wrote the same bytes.
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
         os.chmod(tmp, 0o755)
         os.replace(tmp, path)
         written.append(path)
