@@ -112,6 +112,14 @@ def build(root: Path = ROOT) -> list[Path]:
     return written
 
 
+def built(root: Path = ROOT) -> dict[str, Path]:
+    """Build what is stale and return every artifact's path by program name (the tests run the
+    very files the roles install). Safe in parallel: each writer renames its own temporary file
+    and all write the same bytes."""
+    build(root)
+    return {a.name: target(a, root) for a in ARTIFACTS}
+
+
 def stale(root: Path = ROOT) -> list[Path]:
     return [
         target(a, root)

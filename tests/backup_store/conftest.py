@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import fcntl
 import json
 from collections.abc import Iterable
 from pathlib import Path
@@ -22,13 +21,8 @@ PROGRAM = ROOT / "ansible/roles/backup_store/files/vpsfleet-backup-store"
 @pytest.fixture(scope="session")
 def program() -> Path:
     """The store's program as the role installs it: the zip application built from the package's
-    current sources (once per session; under the lock the other parts' builds take, since several
-    test workers share the working tree)."""
-    [artifact] = [a for a in agent_build.ARTIFACTS if a.name == PROGRAM.name]
-    assert agent_build.target(artifact) == PROGRAM
-    with open(Path("/tmp") / "vpsfleet-agent-build.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        agent_build.build()
+    current sources (once per session)."""
+    assert agent_build.built()[PROGRAM.name] == PROGRAM
     assert PROGRAM.read_bytes().startswith(b"#!/usr/bin/python3\n")
     return PROGRAM
 

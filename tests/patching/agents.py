@@ -1,11 +1,9 @@
 """The programs of the patching and mail_sink roles, built from package `vpsfleet_agents` into
-the roles' files folders (as `python -m vpsfleet.agent_build` does), so that the tests run the
-very files the roles install."""
+the roles' files folders (vpsfleet.agent_build), so that the tests run the very files the roles
+install."""
 
 from __future__ import annotations
 
-import fcntl
-import os
 from pathlib import Path
 
 from vpsfleet import agent_build
@@ -14,20 +12,7 @@ NAMES = ("vpsfleet-patch-notice", "vpsfleet-security-pending", "vpsfleet-mail-si
 
 
 def build_agents() -> dict[str, Path]:
-    """Build (when stale) this part's artifacts only, one builder at a time (test workers run in
-    parallel); returns their paths by name."""
-    artifacts = [a for a in agent_build.ARTIFACTS if a.name in NAMES]
-    assert sorted(a.name for a in artifacts) == sorted(NAMES), "missing rows in agent_build.ARTIFACTS"
-    paths = {a.name: agent_build.target(a) for a in artifacts}
-    with (agent_build.ROOT / "vpsfleet" / "agent_build.py").open("rb") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        for artifact in artifacts:
-            data = agent_build.build_bytes(artifact)
-            path = paths[artifact.name]
-            if path.exists() and path.read_bytes() == data:
-                continue
-            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-            tmp.write_bytes(data)
-            tmp.chmod(0o755)
-            tmp.replace(path)
+    """Build what is stale; returns this part's artifacts' paths by name."""
+    paths = {name: path for name, path in agent_build.built().items() if name in NAMES}
+    assert sorted(paths) == sorted(NAMES), "missing rows in agent_build.ARTIFACTS"
     return paths

@@ -87,3 +87,14 @@ def test_every_artifact_is_ignored_by_git_and_its_entry_exists(artifact: Artifac
     path = f"{artifact.folder}/{artifact.name}"
     ignored = subprocess.run(["git", "check-ignore", "-q", "--no-index", path], cwd=REPO, check=False)
     assert ignored.returncode == 0, f"{path} is built: it must be in .gitignore"
+
+
+def test_built_gives_every_path_by_name_and_builds_only_what_is_stale(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = _tree(tmp_path, "x")
+    monkeypatch.setattr(agent_build, "ARTIFACTS", (HELLO,))
+    assert agent_build.built(root) == {"hello": root / "out" / "hello"}
+    before = (root / "out" / "hello").stat().st_mtime_ns
+    assert agent_build.built(root) == {"hello": root / "out" / "hello"}
+    assert (root / "out" / "hello").stat().st_mtime_ns == before

@@ -51,9 +51,6 @@ def account_name(text: str) -> str:
 
 def parser() -> argparse.ArgumentParser:
     cli = argparse.ArgumentParser(prog="vpsfleet-verify-backup", description=(__doc__ or "").split("\n")[0])
-    # Once the path of the agent whose source was loaded; its modules are now built in. Accepted and
-    # ignored, so that a playbook of the previous release still runs.
-    cli.add_argument("--agent", help=argparse.SUPPRESS)
     cli.add_argument("--guest", required=True, type=account_name)
     cli.add_argument("--customer", required=True, type=account_name, help="the customer's read-only account")
     cli.add_argument("--host", required=True, help="the store, by a name or address its certificate carries")
