@@ -68,7 +68,8 @@ def test_lab_guests_are_grouped_by_offer_kind(inventory_of: Inventory) -> None:
     assert members(inv, "backup_stores") == {"labstore1"}
     assert members(inv, "monitors") == {"labmon1"}
     assert members(inv, "dc_lab_b") == {"labstore1", "labmon1"}
-    assert members(inv, "customer_c_bravo") == {"bravo-vps", "bravo-dev"}
+    # The customer's group holds its dedicated server too.
+    assert members(inv, "customer_c_bravo") == {"bravo-vps", "bravo-dev", "bravo-dedi"}
 
 
 def test_lab_guest_variables_come_from_the_fleet(inventory_of: Inventory) -> None:
@@ -194,6 +195,11 @@ def test_store_lists_its_accounts_quota_and_terminated_guests(inventory_of: Inve
             assert listed[guest.name]["terminated_on"] == (
                 guest.terminated_on.isoformat() if guest.terminated_on else None
             )
+            offer = fleet.offer(guest.offer)
+            assert offer is not None
+            # the dead-man check mails the customer of an unmanaged guest itself (M24)
+            assert listed[guest.name]["managed"] is (offer.kind.value == "managed_vps")
+        assert {g["managed"] for g in variables["vpsfleet_store_guests"]} == {True, False}
         for customer in variables["vpsfleet_store_customers"]:
             live = [g for g in kept if g.customer == customer["id"] and g.state.value != "terminated"]
             assert sorted(customer["guests"]) == sorted(g.name for g in live)
@@ -279,6 +285,154 @@ def test_production_monitor_pings_active_guests_and_delivered_servers_only(
         assert managed and {t["guest"] for t in targets["node"]} == managed
 
 
+# --- dedicated servers (M3, M12, M13) ------------------------------------------------------------
+
+GUEST_GROUPS = ("guests", "managed", "unmanaged", "backup_clients", "active", "suspended")
+
+
+def lab_variant(tmp_path: Path, edit: Callable[[str], str]) -> Path:
+    """An inventory source over a copy of the lab fleet changed by `edit` (text to text)."""
+    text = (REPO / "inventories" / "lab" / "fleet.yml").read_text()
+    changed = edit(text)
+    assert changed != text, "the edit changed nothing"
+    (tmp_path / "fleet.yml").write_text(changed)
+    source = tmp_path / "vpsfleet.yml"
+    source.write_text("plugin: vpsfleet.platform.vpsfleet\nfleet: fleet.yml\n")
+    return source
+
+
+def test_lab_dedicated_server_is_pending_and_in_no_guest_group(inventory_of: Inventory) -> None:
+    inv = inventory_of("lab")
+    assert members(inv, "dedicated") == {"bravo-dedi"}
+    assert members(inv, "dedicated_pending") == {"bravo-dedi"}
+    assert members(inv, "dedicated_delivered") == set()
+    assert set(inv["dedicated"]["children"]) == {"dedicated_pending", "dedicated_delivered"}
+    for group in ("dc_lab_a", "customer_c_bravo", "offer_dedicated"):
+        assert "bravo-dedi" in members(inv, group), group
+    for group in GUEST_GROUPS:
+        assert "bravo-dedi" not in members(inv, group), group
+    assert not any("bravo-dedi" in members(inv, g) for g in inv if g.startswith("hv_"))
+    # Not delivered: the monitor does not PING it yet (M26 counts from delivery).
+    icmp = hostvars(inv, "labmon1")["vpsfleet_monitor_targets"]["icmp"]
+    assert "bravo-dedi" not in {t["name"] for t in icmp}
+
+
+def test_lab_dedicated_server_variables_come_from_the_fleet(inventory_of: Inventory) -> None:
+    inv = inventory_of("lab")
+    server = hostvars(inv, "bravo-dedi")
+    assert server["ansible_host"] == server["vpsfleet_ipv4"] == "198.51.100.4"
+    assert server["vpsfleet_datacenter"] == "lab-a"
+    assert server["vpsfleet_dns_resolvers"] == ["198.51.100.2"]
+    assert server["vpsfleet_offer"]["kind"] == "dedicated"
+    assert server["vpsfleet_offer"]["root"] == "customer"  # M12, M13
+    assert server["vpsfleet_delivery"] == {
+        "delivered": False, "paid_on": "2026-12-01", "due_on": "2026-12-08", "delivered_on": None,
+    }  # fmt: skip
+    # What role common reads, as a guest of the same customer has it: the customer's account,
+    # language and keys; the operators and the relay from group all.
+    guest = hostvars(inv, "bravo-vps")
+    assert server["vpsfleet_customer"] == guest["vpsfleet_customer"]
+    assert server["vpsfleet_customer"]["id"] == "c-bravo"
+    assert server["vpsfleet_customer"]["language"] == "en"
+    assert server["vpsfleet_customer"]["ssh_keys"]
+    assert server["vpsfleet_provider"] == guest["vpsfleet_provider"]
+    assert server["vpsfleet_provider"]["relay"] == {"host": "relay.lab.example.net", "port": 587}
+    # Nothing that only a guest has: no plan, hypervisor, state, backup.
+    for name in ("vpsfleet_plan", "vpsfleet_hypervisor", "vpsfleet_state", "vpsfleet_backup",
+                 "vpsfleet_image", "vpsfleet_identity"):  # fmt: skip
+        assert name not in server, name
+
+
+def test_production_dedicated_servers_are_grouped_by_delivery(inventory_of: Inventory) -> None:
+    fleet = load_fleet(REPO / "inventories" / "example-production" / "fleet.yml")
+    inv = inventory_of("example-production")
+    reachable = [s for s in fleet.dedicated_servers if s.ipv4 is not None]
+    delivered = {s.name for s in reachable if s.delivered_on is not None}
+    pending = {s.name for s in reachable if s.delivered_on is None}
+    assert delivered and pending, "the example fleet has a delivered and a pending server"
+    assert members(inv, "dedicated_delivered") == delivered
+    assert members(inv, "dedicated_pending") == pending
+    assert members(inv, "dedicated") == delivered | pending
+    assert not (delivered | pending) & members(inv, "guests")
+    for server in reachable:
+        variables = hostvars(inv, server.name)
+        assert variables["ansible_host"] == str(server.ipv4)
+        assert variables["vpsfleet_datacenter"] == server.datacenter
+        assert server.name in members(inv, "dc_" + server.datacenter.replace("-", "_"))
+        assert variables["vpsfleet_customer"]["id"] == server.customer
+        assert variables["vpsfleet_delivery"] == {
+            "delivered": server.delivered_on is not None,
+            "paid_on": server.paid_on.isoformat(),
+            "due_on": fleet.dedicated_due_on(server).isoformat(),
+            "delivered_on": server.delivered_on.isoformat() if server.delivered_on else None,
+        }
+
+
+def test_a_delivered_server_is_in_dedicated_delivered_only(tmp_path: Path) -> None:
+    """Handed over (M12, M13): the sub-group no play of the provider's targets."""
+    source = lab_variant(tmp_path, lambda text: text.replace(
+        "    paid_on: 2026-12-01", "    paid_on: 2026-12-01\n    delivered_on: 2026-12-04"))
+    inv = inventory_json(source)
+    assert members(inv, "dedicated_delivered") == {"bravo-dedi"}
+    assert members(inv, "dedicated_pending") == set()
+    delivery = hostvars(inv, "bravo-dedi")["vpsfleet_delivery"]
+    assert delivery["delivered"] is True and delivery["delivered_on"] == "2026-12-04"
+    # Delivered: the monitor now PINGs it (M26).
+    icmp = hostvars(inv, "labmon1")["vpsfleet_monitor_targets"]["icmp"]
+    assert {"name": "bravo-dedi", "kind": "server", "customer": "c-bravo",
+            "address": "198.51.100.4"} in icmp  # fmt: skip
+
+
+def test_a_server_without_an_address_is_not_in_the_inventory(tmp_path: Path) -> None:
+    source = lab_variant(tmp_path, lambda text: text.replace("    ipv4: 198.51.100.4\n", ""))
+    inv = inventory_json(source)
+    assert "bravo-dedi" not in inv["_meta"]["hostvars"]
+    # The groups still exist, empty, so that a play naming them matches nothing quietly.
+    result = run_inventory("-i", str(source), "--graph", "dedicated")
+    assert result.returncode == 0, result.stderr
+    assert "@dedicated_pending:" in result.stdout
+
+
+def test_a_dedicated_offer_with_backup_warns_and_stays_out_of_backup_clients(tmp_path: Path) -> None:
+    """The backup service is per guest (planner, store accounts, quotas from the plan): a
+    dedicated offer that says backup is not served, and the inventory says so."""
+    source = lab_variant(tmp_path, lambda text: text.replace(
+        "    backup: false  # the backup service is per guest (ansible/README.md)",
+        "    backup: true\n    backup_retention_days: 15"))
+    result = run_inventory("-i", str(source), "--list")
+    assert result.returncode == 0, result.stderr
+    assert "dedicated server bravo-dedi: offer dedicated says backup" in " ".join(result.stderr.split())
+    inv = inventory_json(source)
+    assert "bravo-dedi" not in members(inv, "backup_clients")
+    assert "vpsfleet_backup" not in hostvars(inv, "bravo-dedi")
+
+
+def test_constructed_options_apply_to_dedicated_servers(tmp_path: Path) -> None:
+    source = constructed_source(
+        tmp_path,
+        "compose:\n"
+        "  public_ipv4: vpsfleet_ipv4\n"
+        "  delivery_due: vpsfleet_delivery.due_on\n"
+        "keyed_groups:\n"
+        "  - prefix: kind\n"
+        "    key: vpsfleet_offer.kind\n"
+        "groups:\n"
+        "  to_deliver: vpsfleet_delivery is defined and not vpsfleet_delivery.delivered\n"
+        "  english_customers: vpsfleet_customer is defined and vpsfleet_customer.language == 'en'\n",
+    )
+    inv = constructed_list(source)
+    server = hostvars(inv, "bravo-dedi")
+    assert server["public_ipv4"] == "198.51.100.4"
+    assert server["delivery_due"] == "2026-12-08"
+    assert "delivery_due" not in hostvars(inv, "alpha-web")  # not strict: skipped for guests
+    assert members(inv, "kind_dedicated") == {"bravo-dedi"}
+    assert members(inv, "kind_managed_vps") == {"alpha-web", "alpha-app"}
+    assert members(inv, "to_deliver") == {"bravo-dedi"}
+    assert members(inv, "english_customers") == {"bravo-vps", "bravo-dev", "bravo-dedi"}
+    # The plugin's own groups are all still there.
+    assert members(inv, "dedicated_pending") == {"bravo-dedi"}
+
+
 # --- the constructed options: compose, keyed_groups, groups, strict ------------------------------
 
 
@@ -341,7 +495,7 @@ def test_keyed_groups_group_hosts_by_a_variables_value(tmp_path: Path) -> None:
     assert members(inv, "plan_vps_m") == {"alpha-web"}
     assert members(inv, "plan_vps_s") == {"alpha-app", "bravo-vps", "bravo-dev"}
     assert members(inv, "lang_fr") == {"alpha-web", "alpha-app"}
-    assert members(inv, "lang_en") == {"bravo-vps", "bravo-dev"}
+    assert members(inv, "lang_en") == {"bravo-vps", "bravo-dev", "bravo-dedi"}
     assert set(inv["customers_by_language"]["children"]) == {"lang_fr", "lang_en"}
     # Every lab guest's datacenter is kept by labstore1 (with or without the backup service).
     assert members(inv, "store__labstore1") == members(inv, "guests")
@@ -418,3 +572,5 @@ def test_the_documented_example_works_on_the_lab(tmp_path: Path) -> None:
     assert members(inv, "store_labstore1") == members(inv, "guests")
     assert "store_labstore1" in inv["stores_of_guests"]["children"]
     assert members(inv, "french_customers") == {"alpha-web", "alpha-app"}
+    assert members(inv, "due_2026_12_08") == {"bravo-dedi"}
+    assert "due_2026_12_08" in inv["dedicated_by_due_date"]["children"]

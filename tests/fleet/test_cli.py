@@ -49,8 +49,11 @@ def test_show_gives_host_capacity_guests_and_free_addresses() -> None:
     out = result.stdout
     assert "labhv1  lab-a  qemu  4       5/8 (62%)  5120/12288 (42%)  100/200 (50%)" in out
     assert "alpha-web  198.51.100.10  labhv1  lab-a  vps-m  managed" in out
-    # 254 host addresses - gateway - 2 reserved = 251 usable, 4 guests: 247 free.
-    assert "lab-public   lab-a  198.51.100.0/24  198.51.100.1  251     4     0            247" in out
+    # 254 host addresses - gateway - 2 reserved = 251 usable, 4 guests and a dedicated server:
+    # 246 free.
+    assert "lab-public   lab-a  198.51.100.0/24  198.51.100.1  251     5     0            246" in out
+    # The lab's dedicated server, paid on 2026-12-01 and not yet delivered (M12).
+    assert "bravo-dedi  198.51.100.4  lab-a  c-bravo   due 2026-12-08" in out
 
 
 def test_show_flags_an_overdue_dedicated_server() -> None:
@@ -82,13 +85,13 @@ def test_ipam_allocate_and_free_from_the_command_line(env_tree: Path) -> None:
     assert run("validate", "lab", cwd=env_tree).returncode == 1
     result = run("ipam", "allocate", "lab", "bravo-new", cwd=env_tree)
     assert result.returncode == 0, result.stderr
-    assert result.stdout == ("bravo-new: allocated 198.51.100.4 in inventories/lab/fleet.yml; "
+    assert result.stdout == ("bravo-new: allocated 198.51.100.5 in inventories/lab/fleet.yml; "
                              "commit it for review\n")
     assert run("validate", "lab", cwd=env_tree).returncode == 0
     again = run("ipam", "allocate", "lab", "bravo-new", cwd=env_tree)
     assert again.returncode == 1 and "never changes" in again.stderr
     free = run("ipam", "free", "lab", "lab-a", "--limit", "2", cwd=env_tree)
-    assert free.stdout == "198.51.100.5\tlab-public\n198.51.100.6\tlab-public\n"
+    assert free.stdout == "198.51.100.6\tlab-public\n198.51.100.7\tlab-public\n"
 
 
 def test_validate_against_a_revision_refuses_a_datacenter_move(env_tree: Path) -> None:

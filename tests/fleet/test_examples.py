@@ -23,6 +23,22 @@ def test_lab_has_one_host_managed_and_unmanaged_guests_a_database_and_an_offsite
     assert all(s.datacenter not in guest_dcs for s in fleet.backup_stores)
 
 
+def test_lab_has_one_dedicated_server_not_yet_delivered_in_the_guests_pool() -> None:
+    """M12: the lab installs it (site.yml's pending servers) as a container beside the guests."""
+    fleet = load_fleet(REPO / "inventories/lab/fleet.yml", today=TODAY)
+    [server] = fleet.dedicated_servers
+    assert server.delivered_on is None and server.ipv4 is not None
+    assert fleet.customer(server.customer) is not None
+    offer = fleet.offer(server.offer)
+    assert offer is not None and offer.kind is OfferKind.DEDICATED and not offer.backup
+    due = fleet.dedicated_due_on(server)
+    assert (due - server.paid_on).days == fleet.policy.dedicated_delivery_days
+    found = fleet.pool_of(server.ipv4)
+    assert found is not None and found[0].code == server.datacenter
+    guest_pools = {where[1].name for g in fleet.guests if g.ipv4 and (where := fleet.pool_of(g.ipv4))}
+    assert found[1].name in guest_pools
+
+
 def test_example_production_uses_every_offer_and_plan_across_three_datacenters() -> None:
     fleet = load_fleet(REPO / "inventories/example-production/fleet.yml", today=TODAY)
     assert len(fleet.datacenters) == 3

@@ -32,15 +32,16 @@ def test_allocate_takes_the_lowest_free_address_and_keeps_comments(lab_copy: Pat
     add_guest(lab_copy)
     before = lab_copy.read_text()
     address = allocate(lab_copy, "alpha-new", today=TODAY)
-    # .1 gateway, .2-.3 reserved, .10-.13 taken: .4 is the lowest free one.
-    assert address == ipaddress.IPv4Address("198.51.100.4")
+    # .1 gateway, .2-.3 reserved, .4 the dedicated server, .10-.13 the guests: .5 is the
+    # lowest free one.
+    assert address == ipaddress.IPv4Address("198.51.100.5")
     after = lab_copy.read_text()
     assert "  - name: alpha-new  # a guest ordered today\n" in after
-    assert "    image: debian-12\n    ipv4: 198.51.100.4\n" in after
+    assert "    image: debian-12\n    ipv4: 198.51.100.5\n" in after
     # Only the new line was added: every comment and every other line is as it was.
     assert after.splitlines() == [*before.splitlines()[: after.splitlines().index(
-        "    ipv4: 198.51.100.4")], "    ipv4: 198.51.100.4",
-        *before.splitlines()[after.splitlines().index("    ipv4: 198.51.100.4"):]]
+        "    ipv4: 198.51.100.5")], "    ipv4: 198.51.100.5",
+        *before.splitlines()[after.splitlines().index("    ipv4: 198.51.100.5"):]]
     fleet = load_fleet(lab_copy, today=TODAY)
     assert fleet.guest("alpha-new").ipv4 == address  # type: ignore[union-attr]
 
@@ -68,16 +69,16 @@ def test_allocate_refuses_an_invalid_fleet_and_leaves_the_file_untouched(lab_cop
 def test_allocate_skips_quarantined_addresses(lab_copy: Path) -> None:
     add_guest(lab_copy)
     with lab_copy.open("a") as handle:
-        handle.write("\nquarantine:\n  - {ipv4: 198.51.100.4, released_on: 2026-11-01, guest: old}\n")
-    assert allocate(lab_copy, "alpha-new", today=TODAY) == ipaddress.IPv4Address("198.51.100.5")
+        handle.write("\nquarantine:\n  - {ipv4: 198.51.100.5, released_on: 2026-11-01, guest: old}\n")
+    assert allocate(lab_copy, "alpha-new", today=TODAY) == ipaddress.IPv4Address("198.51.100.6")
 
 
 def test_a_released_address_becomes_free_again_after_its_quarantine(lab_copy: Path) -> None:
     with lab_copy.open("a") as handle:
-        handle.write("\nquarantine:\n  - {ipv4: 198.51.100.4, released_on: 2026-01-01, guest: old}\n")
+        handle.write("\nquarantine:\n  - {ipv4: 198.51.100.5, released_on: 2026-01-01, guest: old}\n")
     add_guest(lab_copy)
     # The lab's quarantine is 30 days: from 2026-01-31 on, the address is free.
-    assert allocate(lab_copy, "alpha-new", today=TODAY) == ipaddress.IPv4Address("198.51.100.4")
+    assert allocate(lab_copy, "alpha-new", today=TODAY) == ipaddress.IPv4Address("198.51.100.5")
 
 
 def test_release_refuses_a_live_guest(lab_copy: Path) -> None:
@@ -120,8 +121,9 @@ def test_allocate_a_dedicated_server_in_its_datacenter(minimal_copy: Path) -> No
 def test_free_lists_addresses_in_order_without_gateway_or_reserved(lab_copy: Path) -> None:
     fleet = load_fleet(lab_copy, today=TODAY)
     first = [str(a) for _p, a in free_addresses(fleet, "lab-a", TODAY)][:7]
-    assert first == ["198.51.100.4", "198.51.100.5", "198.51.100.6", "198.51.100.7",
-                     "198.51.100.8", "198.51.100.9", "198.51.100.14"]
+    # .4 is the dedicated server's (M3: held like a guest's).
+    assert first == ["198.51.100.5", "198.51.100.6", "198.51.100.7", "198.51.100.8",
+                     "198.51.100.9", "198.51.100.14", "198.51.100.15"]
     with pytest.raises(AllocationError, match="unknown datacenter"):
         list(free_addresses(fleet, "nowhere", TODAY))
 
@@ -157,9 +159,11 @@ def test_allocation_fails_clearly_when_the_pool_is_full(minimal_copy: Path) -> N
 
 def test_allocation_never_offers_a_management_address(lab_copy: Path) -> None:
     """M7: a suspended guest still reaches the management networks; no machine goes there."""
-    lab_copy.write_text(lab_copy.read_text().replace("- 198.51.100.0/30", "- 198.51.100.0/29"))
+    # The dedicated server (.4) first moves out of the widened management network.
+    lab_copy.write_text(lab_copy.read_text().replace("- 198.51.100.0/30", "- 198.51.100.0/29")
+                        .replace("ipv4: 198.51.100.4\n", "ipv4: 198.51.100.14\n"))
     fleet = load_fleet(lab_copy, today=TODAY)
     first = [str(a) for _p, a in free_addresses(fleet, "lab-a", TODAY)][:3]
-    assert first == ["198.51.100.8", "198.51.100.9", "198.51.100.14"]
+    assert first == ["198.51.100.8", "198.51.100.9", "198.51.100.15"]
     add_guest(lab_copy)
     assert allocate(lab_copy, "alpha-new", today=TODAY) == ipaddress.IPv4Address("198.51.100.8")

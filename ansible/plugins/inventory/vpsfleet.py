@@ -33,9 +33,17 @@ description:
   - The inventory source is a YAML file whose name ends in C(vpsfleet.yml) or C(vpsfleet.yaml).
   - Groups guests by datacenter (C(dc_<code>)), hypervisor host (C(hv_<name>)),
     customer (C(customer_<id>)), offer name (C(offer_<name>)), offer kind
-    (C(managed), C(unmanaged), C(dedicated)) and state (C(active), C(suspended)).
+    (C(managed), C(unmanaged)) and state (C(active), C(suspended)).
     Terminated guests are absent. Characters other than letters, digits and C(_) become C(_)
     (datacenter C(lab-a) gives C(dc_lab_a)).
+  - "Dedicated servers with an address (M3, M12) are in C(dedicated), through one of its two
+    children, C(dedicated_pending) (not delivered yet, C(delivered_on) unset: the provider
+    installs it) or C(dedicated_delivered) (handed over: its customer is the sole administrator,
+    M12, M13, and no play of the provider's targets it), and in C(dc_<code>),
+    C(customer_<id>) and C(offer_<name>). They are never in C(guests), C(managed),
+    C(unmanaged) nor C(backup_clients): the backup service is per guest (the night's planner,
+    the store's accounts and quotas follow guests and their plans), and a dedicated offer that
+    says C(backup) gets a warning. A server without an address is absent."
   - Function groups C(guests), C(hypervisors), C(backup_stores), C(monitors); guests with the
     backup service are also in C(backup_clients). Hypervisors, stores and monitors are also in
     their C(dc_<code>) group.
@@ -54,6 +62,13 @@ description:
     C(identity) C(<customer id>@<customer created>), C(created), C(name), C(email), C(language),
     C(ssh_keys)), C(vpsfleet_image), C(vpsfleet_services), C(vpsfleet_maintenance_window),
     C(vpsfleet_dns_resolvers) (its datacenter's) and C(vpsfleet_backup)."
+  - "Variables of a dedicated server, the ones a guest has where they apply, from the same code:
+    C(ansible_host) and C(vpsfleet_ipv4) (its fixed IPv4), C(vpsfleet_datacenter),
+    C(vpsfleet_offer) (whole: C(root) is C(customer)), C(vpsfleet_customer) (as a guest's),
+    C(vpsfleet_dns_resolvers); and its own C(vpsfleet_delivery) (M12): C(delivered) (true once
+    C(delivered_on) is set), C(paid_on), C(due_on) (the fleet's C(due_on), or C(paid_on) plus
+    the policy's C(dedicated_delivery_days)) and C(delivered_on) (null until delivered). The
+    operators and the relay role C(common) reads are in C(vpsfleet_provider), as on every host."
   - "A guest's C(vpsfleet_backup) holds C(enabled), its scope (C(paths), C(databases)), its
     C(store) (the backup store section, or null), C(compression), C(retention_days) and
     C(retention_minimum_sets) (the minimum count of good sets a retention rule never goes below),
@@ -63,7 +78,7 @@ description:
   - "Variables of a backup store: C(ansible_host), C(vpsfleet_datacenter), C(vpsfleet_store)
     (its section of the fleet file), C(vpsfleet_store_guests) (the guests it keeps, terminated
     ones too with their C(terminated_on) date, for erasure: C(guest), C(identity), C(customer),
-    C(state), C(terminated_on), C(retention_days)) and C(vpsfleet_store_customers) (one read-only
+    C(state), C(terminated_on), C(retention_days), C(managed)) and C(vpsfleet_store_customers) (one read-only
     account per customer: C(id), C(identity), C(name), C(email), C(language), C(quota_bytes),
     C(guests))."
   - "Variables of a monitor: C(ansible_host), C(vpsfleet_datacenter), C(vpsfleet_support_email)
@@ -103,8 +118,9 @@ plugin: vpsfleet.platform.vpsfleet
 fleet: fleet.yml
 
 ---
-# A fleet file elsewhere; a group per plan and per backup store; the address in a variable of
-# one's own; a group of the guests whose backup does not fit in the night's window.
+# A fleet file elsewhere; a group per plan, per backup store and per delivery due date of the
+# dedicated servers; the address in a variable of one's own; a group of the guests whose backup
+# does not fit in the night's window.
 plugin: vpsfleet.platform.vpsfleet
 fleet: /srv/fleet/production/fleet.yml
 # Not strict: hypervisors, stores and monitors have no plan nor backup, so a key that only guests
@@ -118,6 +134,9 @@ keyed_groups:
   - prefix: store
     key: vpsfleet_backup.store.name
     parent_group: stores_of_guests
+  - prefix: due                      # due_2026_12_08, ... (M12)
+    key: vpsfleet_delivery.due_on
+    parent_group: dedicated_by_due_date
 groups:
   backup_late: vpsfleet_backup is defined and vpsfleet_backup.enabled and not vpsfleet_backup.fits
   french_customers: vpsfleet_customer is defined and vpsfleet_customer.language == 'fr'
@@ -127,6 +146,10 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9_]")
 
 # Offer kinds as the plays know them (M13: who is root follows from the kind).
 KIND_GROUPS = {"managed_vps": "managed", "unmanaged_vps": "unmanaged", "dedicated": "dedicated"}
+# A dedicated server's sub-group by delivery (M12): the provider installs a pending one; a
+# delivered one is its customer's alone, and no play of the provider's targets it (M13).
+DEDICATED_PENDING = "dedicated_pending"
+DEDICATED_DELIVERED = "dedicated_delivered"
 
 
 def group_name(prefix: str, name: str) -> str:
@@ -242,6 +265,14 @@ class InventoryModule(BaseInventoryPlugin, Constructable):  # type: ignore[misc]
                 continue  # M11: deleted with its data; nothing left to configure
             self._add_guest(fleet, guest, datacenters, starts.get(guest.name))
 
+        # Both sub-groups always exist, so that a play naming one never meets an unknown group.
+        self._group(DEDICATED_PENDING, parent="dedicated")
+        self._group(DEDICATED_DELIVERED, parent="dedicated")
+        for server in fleet.dedicated_servers:
+            if server.ipv4 is None:
+                continue  # nothing can reach it before `vpsfleet ipam allocate` (M3)
+            self._add_dedicated(fleet, server, datacenters)
+
         for store in fleet.backup_stores:
             self._host(
                 store.name,
@@ -314,6 +345,8 @@ class InventoryModule(BaseInventoryPlugin, Constructable):  # type: ignore[misc]
                     "state": guest.state.value,
                     "terminated_on": guest.terminated_on.isoformat() if guest.terminated_on else None,
                     "retention_days": offer.backup_retention_days if offer else None,
+                    # the store's morning check mails the customer of an unmanaged guest (M24)
+                    "managed": offer is not None and KIND_GROUPS[offer.kind.value] == "managed",
                 }
             )
             if guest.state.value == "terminated":
@@ -339,31 +372,22 @@ class InventoryModule(BaseInventoryPlugin, Constructable):  # type: ignore[misc]
             "vpsfleet_store_customers": [customers[c] for c in sorted(customers)],
         }
 
-    def _add_guest(
-        self, fleet: Any, guest: Any, datacenters: dict[str, Any], start: dict[str, Any] | None
-    ) -> None:
-        offer = fleet.offer(guest.offer)
-        customer = fleet.customer(guest.customer)
-        dc_code = fleet.guest_datacenter(guest)
-        store = fleet.store_for(guest)
-        backup_enabled = fleet.backup_enabled(guest)
+    def _customer_machine(
+        self, fleet: Any, customer_id: str, offer: Any, dc_code: str, ipv4: Any,
+        datacenters: dict[str, Any],
+    ) -> tuple[list[str], dict[str, Any]]:
+        """The groups and variables every customer's machine gets, guest or dedicated server, in
+        one place: what role `common` reads (the customer's account and keys, who is root from
+        the offer; the operators and the relay come from group `all`), the address, the
+        datacenter and its resolvers."""
+        customer = fleet.customer(customer_id)
         groups = [
-            "guests",
             group_name("dc", dc_code),
-            group_name("hv", guest.host),
-            group_name("customer", guest.customer),
-            group_name("offer", guest.offer),
-            KIND_GROUPS[offer.kind.value],
-            guest.state.value,
+            group_name("customer", customer_id),
+            group_name("offer", offer.name),
         ]
-        if backup_enabled:
-            groups.append("backup_clients")
         variables: dict[str, Any] = {
-            "vpsfleet_identity": guest.identity,
             "vpsfleet_datacenter": dc_code,
-            "vpsfleet_hypervisor": guest.host,
-            "vpsfleet_state": guest.state.value,
-            "vpsfleet_plan": _plain(fleet.plan(guest.plan)),
             "vpsfleet_offer": _plain(offer),
             "vpsfleet_customer": {
                 "id": customer.id,
@@ -374,10 +398,65 @@ class InventoryModule(BaseInventoryPlugin, Constructable):  # type: ignore[misc]
                 "language": customer.language,
                 "ssh_keys": list(customer.ssh_keys),
             },
+            "vpsfleet_dns_resolvers": [str(r) for r in datacenters[dc_code].dns_resolvers],
+        }
+        if ipv4 is not None:
+            variables["ansible_host"] = str(ipv4)
+            variables["vpsfleet_ipv4"] = str(ipv4)
+        return groups, variables
+
+    def _add_dedicated(self, fleet: Any, server: Any, datacenters: dict[str, Any]) -> None:
+        """A dedicated server with its address (M3, M12). Not in `guests`, `managed`,
+        `unmanaged` nor `backup_clients`: the backup service is per guest (the night's planner,
+        the store's accounts and quotas follow guests' plans), and no dedicated offer of the
+        fleets has it."""
+        offer = fleet.offer(server.offer)
+        if offer.backup:
+            self.display.warning(
+                f"dedicated server {server.name}: offer {offer.name} says backup, but the backup "
+                "service covers guests only; the server is not in backup_clients"
+            )
+        delivered = server.delivered_on is not None
+        groups, variables = self._customer_machine(
+            fleet, server.customer, offer, server.datacenter, server.ipv4, datacenters
+        )
+        groups.append(DEDICATED_DELIVERED if delivered else DEDICATED_PENDING)
+        variables["vpsfleet_delivery"] = {
+            "delivered": delivered,
+            "paid_on": server.paid_on.isoformat(),
+            "due_on": fleet.dedicated_due_on(server).isoformat(),
+            "delivered_on": server.delivered_on.isoformat() if delivered else None,
+        }
+        self._host(server.name, groups, variables)
+
+    def _add_guest(
+        self, fleet: Any, guest: Any, datacenters: dict[str, Any], start: dict[str, Any] | None
+    ) -> None:
+        offer = fleet.offer(guest.offer)
+        dc_code = fleet.guest_datacenter(guest)
+        store = fleet.store_for(guest)
+        backup_enabled = fleet.backup_enabled(guest)
+        common_groups, common_variables = self._customer_machine(
+            fleet, guest.customer, offer, dc_code, guest.ipv4, datacenters
+        )
+        groups = [
+            "guests",
+            group_name("hv", guest.host),
+            *common_groups,
+            KIND_GROUPS[offer.kind.value],
+            guest.state.value,
+        ]
+        if backup_enabled:
+            groups.append("backup_clients")
+        variables: dict[str, Any] = {
+            **common_variables,
+            "vpsfleet_identity": guest.identity,
+            "vpsfleet_hypervisor": guest.host,
+            "vpsfleet_state": guest.state.value,
+            "vpsfleet_plan": _plain(fleet.plan(guest.plan)),
             "vpsfleet_image": guest.image,
             "vpsfleet_services": list(guest.services),
             "vpsfleet_maintenance_window": guest.maintenance_window,
-            "vpsfleet_dns_resolvers": [str(r) for r in datacenters[dc_code].dns_resolvers],
             "vpsfleet_backup": {
                 "enabled": backup_enabled,
                 "paths": fleet.backup_paths(guest),
@@ -392,7 +471,4 @@ class InventoryModule(BaseInventoryPlugin, Constructable):  # type: ignore[misc]
                 "fits": start["fits"] if start else None,
             },
         }
-        if guest.ipv4 is not None:
-            variables["ansible_host"] = str(guest.ipv4)
-            variables["vpsfleet_ipv4"] = str(guest.ipv4)
         self._host(guest.name, groups, variables)
