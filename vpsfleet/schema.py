@@ -95,6 +95,8 @@ class BackupPolicy(Strict):
     # A retention rule never deletes below this many good sets of a guest (a clock that jumps
     # forward must not empty a folder).
     retention_minimum_sets: Small
+    # verify-backups.yml flags a guest whose newest set is older than this many nights (M24).
+    stale_after_nights: Small = 2
 
 
 class Policy(Strict):
@@ -127,6 +129,9 @@ class Provider(Strict):
     support_email: Email  # where the monitor's alerts open tickets (M16)
     relay: MailRelay
     operators: list[Operator] = Field(min_length=1)
+    # The key cloud-init puts on root of an unmanaged guest beside its customer's, so that
+    # handover.yml can set up the backup annex; the hand-over removes it (M13, docs/handover.md).
+    handover_keys: list[SshKey] = []
     # The provider's management path: what a suspended guest may still talk to (M7). No
     # machine address may lie inside (see validate.py).
     management_networks: list[Network]

@@ -14,6 +14,9 @@ Standard library only: it runs on Debian 12 guests where the vpsfleet package is
 It drives tar, pigz (or gzip) / zstd, mariadb-dump (or mysqldump) and lftp, and checks the exit
 code of every process of every pipeline (what `set -o pipefail` does for a shell).
 
+The night's run (started inside the window) retries a failure of the store by itself until the
+hard stop (M24, `retry` in the configuration; night.py); a run on request makes one attempt.
+
 Exit codes: 0 published; 1 failed (the reason is in the status file and the metrics);
 2 bad configuration; 75 another run holds the lock.
 """
@@ -27,10 +30,10 @@ import sys
 from collections.abc import Sequence
 
 from vpsfleet_agents.backup.config import ConfigError, load_config
+from vpsfleet_agents.backup.night import run_night
 from vpsfleet_agents.backup.reasons import EXIT_CONFIG, EXIT_OK
 from vpsfleet_agents.backup.restore import restore
 from vpsfleet_agents.backup.restore_outcome import RESTORE_ROOT, RestoreRequest
-from vpsfleet_agents.backup.run import run
 
 
 def restore_request(args: argparse.Namespace) -> RestoreRequest:
@@ -54,7 +57,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="vpsfleet-backup", description=__doc__.split("\n")[0])
     parser.add_argument("--config", default="/etc/vpsfleet-backup/config.json")
     parser.add_argument(
-        "--no-deadline", action="store_true", help="a run on request outside the night window"
+        "--no-deadline",
+        action="store_true",
+        help="a run on request outside the night window (one attempt, no hard stop)",
     )
     parser.add_argument("--check-config", action="store_true", help="parse the config and exit")
     commands = parser.add_subparsers(dest="command", metavar="restore")
@@ -98,7 +103,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         stream = sys.stdout if result.reason == "ok" and not args.json else sys.stderr
         print(f"vpsfleet-backup restore: {result.reason}: {result.message}", file=stream)
         return result.exit_code
-    outcome = run(config, use_deadline=not args.no_deadline)
+    outcome = run_night(config, use_deadline=not args.no_deadline)
     stream = sys.stdout if outcome.reason == "ok" else sys.stderr
     print(f"vpsfleet-backup: {outcome.reason}: {outcome.message}", file=stream)
     return outcome.exit_code

@@ -7,6 +7,8 @@ import json
 import re
 from typing import Any
 
+from vpsfleet_agents.backup.reasons import REASONS
+
 
 @dataclasses.dataclass(frozen=True)
 class StoreConfig:
@@ -24,6 +26,23 @@ class StoreConfig:
     tls_priority: str = "NORMAL:-VERS-TLS1.3"
 
 
+# Failures worth another attempt the same night (M24): the store or the way to it, which the
+# guest cannot fix and which often clears within minutes. A failure of the guest's own making
+# (configuration, dump, tar, credentials, certificate) would fail again the same way.
+RETRY_REASONS = ("store_unreachable", "upload_failed", "verify_mismatch", "quota")
+
+
+@dataclasses.dataclass(frozen=True)
+class RetryConfig:
+    """A failed night retried by the agent itself inside the window (M24): a guest the provider
+    cannot reach after hand-over must heal without it."""
+
+    attempts: int = 1  # attempts a night, the first included
+    backoff_seconds: int = 300  # wait before the second attempt; doubled after each failure
+    backoff_max_seconds: int = 1800
+    reasons: tuple[str, ...] = RETRY_REASONS
+
+
 @dataclasses.dataclass(frozen=True)
 class Config:
     customer: str
@@ -35,6 +54,10 @@ class Config:
     mysql_defaults_file: str | None = None
     compression: str = "gzip"
     deadline: str | None = "02:55"
+    # The window's start: a run started between it and the deadline is the night's run, which
+    # retries; a run on request outside the window makes one attempt.
+    window_start: str = "00:00"
+    retry: RetryConfig = RetryConfig()
     retention_days: int | None = None  # None: the store's retention job decides alone
     # Retention never leaves fewer good sets than this (a clock that jumps forward), whatever
     # their dates; the fleet's policy gives it.
@@ -82,6 +105,8 @@ def parse_config(data: dict[str, Any]) -> Config:
         raise ConfigError(f"unknown keys {', '.join(unknown)}")
     values = dict(data)
     values["store"] = store
+    if "retry" in data:
+        values["retry"] = parse_retry(_require(data, "retry", dict, ""))
     for key in ("customer", "guest"):
         name = _require(data, key, str, "")
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
@@ -102,6 +127,8 @@ def parse_config(data: dict[str, Any]) -> Config:
     deadline = data.get("deadline", "02:55")
     if deadline is not None and not re.fullmatch(r"([01][0-9]|2[0-3]):[0-5][0-9]", str(deadline)):
         raise ConfigError(f"deadline: expected HH:MM, got {deadline!r}")
+    if not re.fullmatch(r"([01][0-9]|2[0-3]):[0-5][0-9]", str(data.get("window_start", "00:00"))):
+        raise ConfigError(f"window_start: expected HH:MM, got {data['window_start']!r}")
     for key, least, optional in (
         ("retention_days", 1, True),
         ("retention_minimum_sets", 1, False),
@@ -115,6 +142,25 @@ def parse_config(data: dict[str, Any]) -> Config:
         if key in data and not (isinstance(data[key], str) and data[key].startswith("/")):
             raise ConfigError(f"{key}: expected an absolute path, got {data[key]!r}")
     return Config(**values)
+
+
+def parse_retry(data: dict[str, Any]) -> RetryConfig:
+    unknown = sorted(set(data) - {f.name for f in dataclasses.fields(RetryConfig)})
+    if unknown:
+        raise ConfigError(f"retry: unknown keys {', '.join(unknown)}")
+    values: dict[str, Any] = {}
+    for key, least in (("attempts", 1), ("backoff_seconds", 1), ("backoff_max_seconds", 1)):
+        if key in data:
+            values[key] = _require(data, key, int, "retry.")
+            if values[key] < least:
+                raise ConfigError(f"retry.{key}: expected at least {least}, got {values[key]}")
+    if "reasons" in data:
+        reasons = _require(data, "reasons", list, "retry.")
+        known = set(REASONS) - {"ok"}
+        if not all(isinstance(r, str) and r in known for r in reasons):
+            raise ConfigError(f"retry.reasons: expected reasons of a failed run, got {reasons!r}")
+        values["reasons"] = tuple(reasons)
+    return RetryConfig(**values)
 
 
 def load_config(path: str) -> Config:

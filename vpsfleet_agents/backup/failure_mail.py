@@ -68,6 +68,13 @@ def compose(to: str, guest: str, status: dict[str, Any], log: str) -> EmailMessa
             " by retention nor taken for the newest set. Check the guest's clock (timedatectl),"
             " then remove or rename them on the store."
         )
+    tries = [a for a in status.get("night_attempts") or [] if isinstance(a, dict)]
+    attempts = (
+        f"{len(tries)} this night ({', '.join(str(a.get('reason', '?')) for a in tries)}); the"
+        " agent retries only failures of the store, inside the window (M24)"
+        if tries
+        else "1"
+    )
     mail.set_content(
         "\n".join(
             [
@@ -79,6 +86,7 @@ def compose(to: str, guest: str, status: dict[str, Any], log: str) -> EmailMessa
                 f"Started:      {status.get('started', '?')}",
                 f"Finished:     {status.get('finished', '?')}",
                 f"Last success: {last.get('set', 'none')} (finished {last.get('finished', '-')})",
+                f"Attempts:     {attempts}",
                 "",
                 "Redo it once the cause is fixed (M24): systemctl start vpsfleet-backup.service",
                 "or playbooks/backup-now.yml. The reasons are listed in docs/backup-agent.md.",

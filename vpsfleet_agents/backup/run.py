@@ -188,10 +188,14 @@ def run(
     now: dt.datetime | None = None,
     deadline: dt.datetime | None = None,
     use_deadline: bool = True,
+    night: dt.date | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> Outcome:
-    """One backup run; never raises for a failure of the run itself (see the outcome)."""
+    """One backup run; never raises for a failure of the run itself (see the outcome). `night`
+    names the set (default: the start's date; a retry keeps its night's), `extra` goes into the
+    status file (the night's attempts, night.py)."""
     started = now or dt.datetime.now().astimezone()
-    night = started.date()
+    night = night or started.date()
     if deadline is None and use_deadline and config.deadline:
         deadline = deadline_after(started, config.deadline)
     if not use_deadline:
@@ -205,6 +209,7 @@ def run(
         "night": night.isoformat(),
         "last_success": previous.get("last_success"),
         "pid": os.getpid(),
+        **(extra or {}),
     }
     with exclusive_lock(config.lock_file) as locked:
         if not locked:

@@ -50,6 +50,16 @@ def metric_lines(status: dict[str, Any]) -> list[str]:
         "# HELP vpsfleet_backup_future_sets Sets on the store dated after tomorrow (a clock ran ahead).",
         "# TYPE vpsfleet_backup_future_sets gauge",
         f"vpsfleet_backup_future_sets {len(status.get('future_sets') or [])}",
+        # M24: the agent retries a failed night itself; each attempt is visible here.
+        "# HELP vpsfleet_backup_last_run_attempt Which attempt of its night the last run was (1: the first).",
+        "# TYPE vpsfleet_backup_last_run_attempt gauge",
+        f"vpsfleet_backup_last_run_attempt {status.get('attempt', 1)}",
+        "# HELP vpsfleet_backup_night_attempts Attempts finished so far for the last run's night.",
+        "# TYPE vpsfleet_backup_night_attempts gauge",
+        f"vpsfleet_backup_night_attempts {len(status.get('night_attempts') or [])}",
+        "# HELP vpsfleet_backup_next_attempt_timestamp_seconds When the night is retried (0: none pending).",
+        "# TYPE vpsfleet_backup_next_attempt_timestamp_seconds gauge",
+        f"vpsfleet_backup_next_attempt_timestamp_seconds {status.get('next_attempt_ts') or 0}",
         "# HELP vpsfleet_backup_last_run_exit_reason Why the last run ended (1 for its reason).",
         "# TYPE vpsfleet_backup_last_run_exit_reason gauge",
     ]

@@ -14,6 +14,7 @@ from vpsfleet_agents.backup.sets import set_date
 DEFAULT_PATH = "/etc/vpsfleet-backup-store/config.json"
 DEFAULT_MINIMUM_SETS = 3
 STATES = ("active", "suspended", "terminated")
+LANGUAGES = ("fr", "en")  # the customer mails' languages (customer_notice.py)
 REQUIRED = ("root", "guests", "customers")
 
 # Every pattern is used with fullmatch: ASCII digits only (`\d` takes other scripts' digits), no
@@ -49,6 +50,10 @@ def _identity(value: Any) -> bool:
     return value is None or (isinstance(value, str) and bool(IDENTITY.fullmatch(value)))
 
 
+def _email(value: Any) -> bool:
+    return isinstance(value, str) and bool(EMAIL.fullmatch(value))
+
+
 def _count(value: Any, least: int) -> bool:
     return type(value) is int and value >= least
 
@@ -81,6 +86,8 @@ def check_config(config: dict[str, Any]) -> None:
         _check(least is None or _count(least, 1), f"{where}.retention_minimum_sets", "1 or more")
         identity = guest.get("identity")
         _check(_identity(identity), f"{where}.identity", f"name@date, got {identity!r}")
+        managed = guest.get("managed")
+        _check(managed is None or isinstance(managed, bool), f"{where}.managed", "true or false")
     for index, customer in enumerate(config["customers"]):
         where = f"customers[{index}]"
         _check(isinstance(customer, dict), where, "a mapping")
@@ -93,9 +100,16 @@ def check_config(config: dict[str, Any]) -> None:
         _check(quota is None or _count(quota, 0), f"{where}.quota_bytes", "bytes")
         identity = customer.get("identity")
         _check(_identity(identity), f"{where}.identity", f"name@date, got {identity!r}")
+        # Both reach a mail to the customer (M24): one address, a known language.
+        email = customer.get("email")
+        _check(email in (None, "") or _email(email), f"{where}.email", f"one e-mail address, got {email!r}")
+        language = customer.get("language")
+        _check(language in (None, *LANGUAGES), f"{where}.language", f"one of {', '.join(LANGUAGES)}")
+        name = customer.get("name")
+        _check(name is None or (isinstance(name, str) and name.isprintable()), f"{where}.name", "one line")
     store = config.get("store", "x")
     _check(isinstance(store, str) and bool(HOST.fullmatch(store)), "store", "a host name")
-    for key in ("operations_email", "mail_from"):
+    for key in ("operations_email", "mail_from", "support_email"):
         value = config.get(key)
         _check(
             value in (None, "") or (isinstance(value, str) and bool(EMAIL.fullmatch(value))),
@@ -103,6 +117,14 @@ def check_config(config: dict[str, Any]) -> None:
             f"one e-mail address, got {value!r}",
         )
     _check(bool(LINE.fullmatch(str(config.get("window", "")))), "window", "one line")
+    docs = str(config.get("customer_docs_url") or "")
+    _check(bool(LINE.fullmatch(docs)), "customer_docs_url", "one printable line")
+    provider = config.get("provider") or ""
+    _check(
+        isinstance(provider, str) and len(provider) <= 200 and provider.isprintable(),
+        "provider",
+        "one printable line",
+    )
     minimum = config.get("retention_minimum_sets", DEFAULT_MINIMUM_SETS)
     _check(_count(minimum, 1), "retention_minimum_sets", "a number, at least 1")
 

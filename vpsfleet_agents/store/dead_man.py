@@ -8,7 +8,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from vpsfleet_agents import mail
 from vpsfleet_agents.backup.sets import future_sets
+from vpsfleet_agents.store import customer_notice
 from vpsfleet_agents.store.alerts import send_mail, store_name, write_metrics
 from vpsfleet_agents.store.journal import log, problem
 from vpsfleet_agents.store.listing import Listing
@@ -83,7 +85,11 @@ def dead_man(config: dict[str, Any], today: dt.date) -> dict[str, Any]:
             ages.append(f"vpsfleet_backup_store_newest_set_age_days{labels} {age}")
         checked.append(guest["guest"])
         if not present:
-            missing.append({"guest": guest["guest"], "customer": guest["customer"], "newest": newest})
+            # Unknown means managed: a customer is only told what a customer can act on.
+            managed = guest.get("managed", True) is not False
+            missing.append(
+                {"guest": guest["guest"], "customer": guest["customer"], "newest": newest, "managed": managed}
+            )
     stamp = [
         "# HELP vpsfleet_backup_store_dead_man_timestamp_seconds When the check last ran",
         "# TYPE vpsfleet_backup_store_dead_man_timestamp_seconds gauge",
@@ -93,9 +99,50 @@ def dead_man(config: dict[str, Any], today: dt.date) -> dict[str, Any]:
     for entry in missing:
         who = f"{entry['guest']} ({entry['customer']})"
         log(f"dead-man: {who} has no set for {night}; newest: {entry['newest']}")
+    told = tell_customers(config, night, missing)
     alerts = [n for n in notes if n["kind"] != "garbage"]
-    mailed = bool(missing or alerts) and send_alert(config, night, missing, notes)
-    return {"night": night, "checked": checked, "missing": missing, "problems": notes, "mailed": mailed}
+    mailed = bool(missing or alerts) and send_alert(config, night, missing, notes, told)
+    return {
+        "night": night,
+        "checked": checked,
+        "missing": missing,
+        "problems": notes,
+        "mailed": mailed,
+        "customers_told": told,
+    }
+
+
+def tell_customers(
+    config: dict[str, Any], night: str, missing: Sequence[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """M24 after hand-over: the provider cannot redo an unmanaged guest's night, so its customer
+    (root on it) is mailed what happened and what to do, in the customer's language. Managed
+    guests are the provider's to fix: operations only. One mail per guest; what was sent, or
+    why not, for the operations mail and the report."""
+    customers = {c["id"]: c for c in config["customers"]}
+    store = store_name(config)
+    told: list[dict[str, Any]] = []
+    for entry in missing:
+        if entry["managed"]:
+            continue
+        customer = customers.get(entry["customer"], {})
+        result: dict[str, Any] = {"guest": entry["guest"], "to": customer.get("email"), "sent": False}
+        if not customer.get("email"):
+            result["error"] = "no customer address in the store's configuration"
+            log(f"dead-man: {entry['guest']}: {result['error']}: customer not told")
+        else:
+            message = customer_notice.compose(config, customer, entry, night, store)
+            result["language"] = message["Content-Language"]
+            handed = mail.send(message, config.get("sendmail", mail.SENDMAIL))
+            result["sent"] = handed.ok
+            if not handed.ok:
+                result["error"] = f"sendmail exited {handed.returncode}: {handed.stderr.strip()}"
+            log(
+                f"dead-man: {entry['guest']}: mail to customer {customer['id']} ({customer['email']}):"
+                f" {'handed to the MTA' if handed.ok else result['error']}"
+            )
+        told.append(result)
+    return told
 
 
 def send_alert(
@@ -103,10 +150,21 @@ def send_alert(
     night: str,
     missing: Sequence[dict[str, Any]],
     notes: Sequence[dict[str, Any]] = (),
+    told: Sequence[dict[str, Any]] = (),
 ) -> bool:
     store = store_name(config)
+    by_guest = {t["guest"]: t for t in told}
+
+    def who_acts(entry: dict[str, Any]) -> str:
+        if entry.get("managed", True):
+            return "managed: ours to fix"
+        sent = by_guest.get(entry["guest"], {})
+        if sent.get("sent"):
+            return f"unmanaged: customer told at {sent['to']} ({sent.get('language')})"
+        return f"unmanaged: customer NOT told ({sent.get('error', 'no mail')})"
+
     rows = "\n".join(
-        f"  {m['guest']:<24} customer {m['customer']:<16} newest set: {m['newest'] or 'none'}"
+        f"  {m['guest']:<24} customer {m['customer']:<16} newest set: {m['newest'] or 'none'}; {who_acts(m)}"
         for m in missing
     )
     extra = "\n".join(f"  {n['guest'] or n['customer']}: {n['problem']}" for n in notes)
@@ -124,6 +182,8 @@ def send_alert(
     body += (
         "What to do (docs/backup-store.md, 'When the dead-man alert fires'): on each guest, read\n"
         "/var/lib/vpsfleet-backup/status.json and `journalctl -u vpsfleet-backup`, fix the cause,\n"
-        "then run playbooks/backup-now.yml for it (M24: redo as soon as possible).\n"
+        "then run playbooks/backup-now.yml for it (M24: redo as soon as possible). An unmanaged\n"
+        "guest is out of our reach after hand-over: its customer was mailed what to do; its agent\n"
+        "already retried the store's failures inside the window.\n"
     )
     return send_mail(config, subject, body, "backup-dead-man")

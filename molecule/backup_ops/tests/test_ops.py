@@ -4,7 +4,8 @@ the originals (into the role's root-only /var/lib/vpsfleet-backup/restore/<set>)
 keeping what it replaces (`<db>_before_restore_<stamp>`, /var/lib/vpsfleet-backup/replaced/<stamp>/,
 named in the agent's JSON result; issue 10, #3, #11); the monthly allowance (2 here) refuses the
 third request and lets a forced one with a reason through, recorded on the store (M23);
-verify-backups passes on a good set and fails on a damaged one and on a cut-short dump (M21), and
+verify-backups passes on a good set, lists a guest that stopped publishing (M24), fails on a
+damaged set and on a cut-short dump (M21), and
 refuses a dump that carries client commands without running any, its scratch database run by the
 unprivileged account vpsfleet-verify (issue 10). The tests run in order: each builds on the state
 the previous one left."""
@@ -248,6 +249,33 @@ def test_verify_backups_passes_on_a_good_set(published: dict[str, Any]) -> None:
     box = store()
     assert not box.service("mariadb").is_running and not box.service("mariadb").is_enabled
     assert box.run("pgrep -x mariadbd").rc != 0
+
+
+def test_verify_backups_lists_a_guest_that_stopped_publishing(published: dict[str, Any]) -> None:
+    """M24: the newest set older than the tolerance (lowered to -1 night here, so that today's
+    set counts as too old: the store's clock cannot be moved) flags the guest in the summary;
+    a warning, and a failure with verify_stale_fails."""
+    stale = json.dumps({"guests": [GUEST], "backup_store_verify_stale_after_nights": -1})
+    run = playbook("verify-backups.yml", "-e", stale)
+    assert run.returncode == 0, said(run)[-3000:]
+    assert "STOPPED PUBLISHING" in said(run)
+    summary = json.loads(
+        (Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "verify-summary.json").read_text()
+    )
+    assert summary["stale"] == [GUEST]
+    [result] = summary["results"]
+    assert result["stale"] is True and result["nights_without_set"] == 0 and result["ok"] is True
+    failing = playbook("verify-backups.yml", "-e", stale, "-e", "verify_stale_fails=true")
+    assert failing.returncode != 0 and "STOPPED PUBLISHING" in said(failing)
+    # With the policy's tolerance, the same guest publishes in time.
+    summary_run = playbook("verify-backups.yml", "-e", json.dumps({"guests": [GUEST]}))
+    assert summary_run.returncode == 0
+    assert (
+        json.loads((Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "verify-summary.json").read_text())[
+            "stale"
+        ]
+        == []
+    )
 
 
 def test_verify_backups_fails_on_a_flipped_byte(published: dict[str, Any]) -> None:
