@@ -10,6 +10,8 @@ shift
 export PATH="$VPSFLEET_ROOT/.venv/bin:$PATH"
 # The systemd test image (built once, cached by recipe hash).
 bash "$VPSFLEET_ROOT/scripts/build-test-image.sh" >/dev/null 2>&1
+# The checkout's ansible/ as the collection vpsfleet.platform (the inventory plugin by FQCN).
+bash "$VPSFLEET_ROOT/scripts/setup.d/25-collection-link.sh" >/dev/null
 # The programs the roles install, from vpsfleet_agents/ (reproducible: unchanged sources, same bytes).
 (cd "$VPSFLEET_ROOT" && .venv/bin/python -m vpsfleet.agent_build >/dev/null)
 # Molecule keys its working folder (inventory links, instance state) by the checkout's folder

@@ -32,6 +32,7 @@ packages=(
   lftp pigz zstd mariadb-server mariadb-client python3-pymysql
   proftpd-core proftpd-mod-crypto
   prometheus prometheus-alertmanager prometheus-blackbox-exporter
+  lighttpd
 )
 
 recipe_hash="$( { cat "$0"; echo "$mirror"; } | sha256sum | cut -c1-12)"
@@ -72,6 +73,11 @@ Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 SOURCES
 rm -f "$root/etc/apt/sources.list"
 chroot "$root" apt-get update -qq >/dev/null 2>&1 || echo "warning: apt-get update in the image failed" >&2
+# cloud-init after debootstrap: its Python dependencies fail debootstrap's own configure pass.
+mount -t proc proc "$root/proc"
+DEBIAN_FRONTEND=noninteractive chroot "$root" apt-get install -y -qq --no-install-recommends \
+  cloud-init >"$work/cloud-init.log" 2>&1 || { umount "$root/proc"; tail -n 30 "$work/cloud-init.log" >&2; exit 1; }
+umount "$root/proc"
 
 # A container starts as a fresh machine: its own machine id and its own SSH host keys.
 : >"$root/etc/machine-id"
@@ -84,6 +90,14 @@ ExecStartPre=
 ExecStartPre=/usr/bin/ssh-keygen -A
 ExecStartPre=/usr/sbin/sshd -t
 UNIT
+# cloud-init reads a NoCloud seed folder when the lab or the site scenario mounts one (what a
+# VPS's seed disk gives it); without one it finds no datasource and stays off, so the other
+# scenarios boot as before. Two local datasources: with a single entry ds-identify enables
+# cloud-init unconditionally (it then runs with no data), and Debian's default list probes the
+# network's metadata services.
+cat >"$root/etc/cloud/cloud.cfg.d/90-vpsfleet-nocloud.cfg" <<'CFG'
+datasource_list: [NoCloud, ConfigDrive]
+CFG
 # Units that make no sense in a container, or that would slow its start.
 for unit in getty@tty1.service console-getty.service systemd-udevd.service \
   systemd-udev-trigger.service systemd-modules-load.service apt-daily.timer \
@@ -95,6 +109,8 @@ chroot "$root" systemctl disable postfix.service >/dev/null 2>&1 || true
 # The database and FTP servers are there for the guests and stores that use them (their roles or
 # scenarios enable them); every other container boots without their cost.
 chroot "$root" systemctl disable mariadb.service proftpd.service >/dev/null 2>&1 || true
+# The lab's apt repository serves with lighttpd (role lab_apt_repo runs its own unit).
+chroot "$root" systemctl disable lighttpd.service >/dev/null 2>&1 || true
 # Likewise the monitor's Prometheus, Alertmanager and blackbox exporter (role monitor enables them).
 chroot "$root" systemctl disable prometheus.service prometheus-alertmanager.service \
   prometheus-blackbox-exporter.service >/dev/null 2>&1 || true

@@ -3,12 +3,15 @@
 #   1. validates the fleet file;  2. builds what is missing (podman set-up, the test image);
 #   3. makes the lab network: a network namespace of its own (nothing leaves it) holding one
 #      podman network per address pool in use, with the pool's gateway;
-#   4. starts one systemd container per guest, store and monitor at its fixed IPv4, and the
-#      mail sink at the address the fleet reserves for the relay;
-#   5. new guests get the lab operator's key (what cloud-init does in production); site.yml is
-#      applied over SSH through ansible-runner (stores and monitors included), then new unmanaged guests are
-#      handed over (playbooks/handover.yml);  6. runs a backup of the managed guests and verifies
-#      it;  7. prints what runs where and how to reach it.
+#   4. starts one systemd container per guest, dedicated server, store and monitor at its fixed
+#      IPv4, and the mail sink at the address the fleet reserves for the relay; each boots with
+#      the cloud-init seed the Pulumi program's own code renders (pulumi/vpsfleet_infra/nocloud.py),
+#      which gives root its keys as in production: no key is put in by hand;
+#   5. lab.yml (the sink, the lab's apt repository, demo data, then site.yml, then the managed
+#      guests' nightly security upgrade now) is applied over SSH through ansible-runner, then new
+#      unmanaged guests are handed over (playbooks/handover.yml: the provider is locked out);
+#   6. runs a backup of the managed guests and verifies it;  7. prints what runs where and how to
+#      reach it.
 # Running it again only starts what is missing and re-applies site.yml (which changes nothing).
 # scripts/lab-down.sh removes everything it made.
 # Its Python steps (the plan from the fleet file, ansible-runner, the verification's summary)
@@ -34,11 +37,19 @@ bash scripts/setup.d/30-podman.sh
 image="$(bash scripts/build-test-image.sh)"
 mkdir -p "$lab_dir/ssh" "$lab_dir/runner"
 chmod 700 "$lab_dir" "$lab_dir/ssh"
+# Throwaway keys for the lab's three parties: the operators, the hand-over (docs/handover.md) and
+# the customers (the lab plays every customer, to show what they see after the hand-over).
 key="$lab_dir/ssh/id_ed25519"
-[[ -f "$key" ]] || ssh-keygen -q -t ed25519 -N "" -C "ops@vpsfleet-lab" -f "$key"
+handover_key="$lab_dir/ssh/handover"
+customer_key="$lab_dir/ssh/customer"
+for who in "$key:ops" "$handover_key:handover" "$customer_key:customer"; do
+  [[ -f "${who%%:*}" ]] || ssh-keygen -q -t ed25519 -N "" -C "${who##*:}@vpsfleet-lab" -f "${who%%:*}"
+done
 # The secret the backup credentials derive from (a vault in production): a throwaway of the lab's.
 secret="$lab_dir/backup-secret"
 [[ -f "$secret" ]] || (umask 077 && head -c 30 /dev/urandom | base64 >"$secret")
+password_seed="$lab_dir/password-seed"  # the initial passwords' seed (a Pulumi secret in production)
+[[ -f "$password_seed" ]] || (umask 077 && head -c 30 /dev/urandom | base64 >"$password_seed")
 
 # The plan, from the fleet file: pools in use, guests, the sink, the relay's name.
 plan="$lab_dir/plan.sh"
@@ -63,12 +74,19 @@ for pool in "${pools[@]}"; do
   fi
 done
 
-# start_container NAME HOSTNAME POOL IPV4: prints "new" when it had to be created.
+step "cloud-init seeds (the Pulumi program's code, with the lab's keys)"
+PYTHONPATH="$root/pulumi" python -m vpsfleet_infra.nocloud lab-seeds inventories/lab/fleet.yml \
+  "$lab_dir/seeds" --operator-key "$key.pub" --handover-key "$handover_key.pub" \
+  --customer-key "$customer_key.pub" --password-seed "$password_seed" --provider-machine mailsink
+
+# start_container NAME HOSTNAME POOL IPV4: prints "new" when it had to be created. The seed folder
+# is what a VPS's seed disk is: cloud-init reads it at first boot.
 start_container() {
   local name=$1 hostname=$2 pool=$3 ipv4=$4
   if ! podman container exists "$name"; then
     in_lab podman run -d --name "$name" --hostname "$hostname" --label vpsfleet-lab=1 \
       --network "vpsfleet-lab-$pool" --ip "$ipv4" --systemd=always --cap-add NET_ADMIN --cap-add NET_RAW \
+      --volume "$lab_dir/seeds/$hostname:/var/lib/cloud/seed/nocloud:ro" \
       "$image" /sbin/init >/dev/null
     echo new
   elif [[ "$(podman container inspect -f '{{.State.Running}}' "$name")" != true ]]; then
@@ -77,22 +95,13 @@ start_container() {
 }
 
 step "containers"
-new_guests=()
 new_unmanaged=()
 for guest in "${guests[@]}" "${stores[@]}" "${monitors[@]}" "mailsink:$sink_ipv4:$sink_pool:provider:lab"; do
   IFS=: read -r name ipv4 pool who offer <<<"$guest"
   if [[ "$(start_container "lab-$name" "$name" "$pool" "$ipv4")" == new ]]; then
     echo "  lab-$name: created at $ipv4"
-    new_guests+=("$name")
     [[ "$who" == customer ]] && new_unmanaged+=("$name")
   fi
-done
-for name in "${new_guests[@]}"; do
-  # What cloud-init does in production: the provider's key on root, until Ansible takes over.
-  podman exec "lab-$name" systemctl is-system-running --wait >/dev/null || true
-  podman exec -i "lab-$name" sh -c \
-    'install -d -m 700 /root/.ssh && cat > /root/.ssh/authorized_keys && chmod 600 /root/.ssh/authorized_keys' \
-    <"$key.pub"
 done
 
 # What the lab adds to the fleet's inventory: the sink, and how the lab reaches its guests.
@@ -104,11 +113,15 @@ all:
     ansible_ssh_private_key_file: $key
     ansible_ssh_common_args: >-
       -o UserKnownHostsFile=$lab_dir/ssh/known_hosts -o StrictHostKeyChecking=accept-new
-    # The lab's operator key stands in for the fleet's operators (whose keys are examples).
+    # The lab's keys stand in for the fleet's, which are examples (the seeds carry the same).
     common_operators: [{name: ops, ssh_keys: ["$(cat "$key.pub")"]}]
+    common_customer_ssh_keys: ["$(cat "$customer_key.pub")"]
     common_mail_relay_address: "$sink_ipv4"
     common_apt_update_cache: false  # the image carries every package; the lab has no way out
     vpsfleet_backup_secret: "{{ lookup('ansible.builtin.file', '$secret') }}"
+unmanaged:
+  vars:
+    ansible_ssh_private_key_file: $handover_key  # until the hand-over removes it
 mail_sinks:
   hosts:
     mailsink:
@@ -123,9 +136,11 @@ run_playbook() {
 
 step "applying site.yml (ansible-runner, over SSH)"
 run_playbook lab.yml
+step "the managed guests' nightly security upgrade, run now (M14): what was patched, where the notice is"
+python -m vpsfleet.lab_patching summary "$root/artifacts/upgrade-now"
 # After site.yml: the backup annex of an unmanaged guest reads its store's certificate.
 if ((${#new_unmanaged[@]})); then
-  step "handing over new unmanaged guests: ${new_unmanaged[*]}"
+  step "handing over to their customers: ${new_unmanaged[*]}"
   run_playbook handover.yml "$(IFS=,; echo "${new_unmanaged[*]}")"
 fi
 
@@ -134,9 +149,10 @@ run_playbook backup-now.yml "backup_clients:&managed"
 run_playbook verify-backups.yml
 python -m vpsfleet.lab verify-summary "$root/artifacts/verify-backups/summary.json"
 for store in "${stores[@]}"; do
-  IFS=: read -r name _ <<<"$store"
+  IFS=: read -r name ipv4 _ <<<"$store"
   echo "  sets on $name:"
-  podman exec "lab-$name" find /srv/vpsfleet-backup -mindepth 3 -maxdepth 3 -type d -not -path '*/.vpsfleet/*' -printf '    %P\n' | sort
+  in_lab ssh -i "$key" -o UserKnownHostsFile="$lab_dir/ssh/known_hosts" "root@$ipv4" \
+    find /srv/vpsfleet-backup -mindepth 3 -maxdepth 3 -type d -not -path '*/.vpsfleet/*' -printf '    %P\n' | sort
 done
 
 step "the lab"
@@ -145,11 +161,11 @@ for guest in "${guests[@]}" "${stores[@]}" "${monitors[@]}" "mailsink:$sink_ipv4
   IFS=: read -r name ipv4 pool who offer <<<"$guest"
   state="$(podman container inspect -f '{{.State.Status}}' "lab-$name" 2>/dev/null || echo absent)"
   case "$who:$offer" in
-    *:backup-store) how="podman exec lab-$name ls /srv/vpsfleet-backup  (FTPS: customer id and its derived password)" ;;
+    *:backup-store) how="nsenter --net=/run/netns/$netns ssh -i $key root@$ipv4 ls /srv/vpsfleet-backup  (FTPS: customer id and its derived password)" ;;
     *:monitor) how="nsenter --net=/run/netns/$netns ssh -L 9090:127.0.0.1:9090 -i $key root@$ipv4  (Prometheus on its loopback)" ;;
-    *:mail-sink) how="podman exec lab-mailsink ls /var/mail/sink/new  ($(podman exec lab-mailsink sh -c 'ls /var/mail/sink/new | wc -l') mails)" ;;
+    *:mail-sink) how="podman exec lab-mailsink ls /var/mail/sink/new  ($(podman exec lab-mailsink sh -c 'ls /var/mail/sink/new | wc -l') mails); apt repository http://$sink_ipv4:8080/" ;;
     provider:*) how="nsenter --net=/run/netns/$netns ssh -i $key root@$ipv4" ;;
-    *) how="handed over: the customer's keys only (podman exec -it lab-$name bash)" ;;
+    *) how="handed over, the customer's alone: nsenter --net=/run/netns/$netns ssh -i $customer_key root@$ipv4  (the lab's customer key)" ;;
   esac
   printf '%-12s %-16s %-18s %-9s %s\n' "$name" "$ipv4" "$offer" "$state" "$how"
 done

@@ -6,7 +6,8 @@
 
 The plan is what lab.sh sources: the address pools in use (`NAME:NETWORK:GATEWAY`), then one
 `NAME:IPV4:POOL:WHO:KIND` word per machine, WHO being who is root (`customer` or `provider`) and
-KIND the guest's offer, `backup-store` or `monitor`; then the mail sink's pool and the relay's
+KIND the guest's offer, `dedicated` (a dedicated server, among the guests), `backup-store` or
+`monitor`; then the mail sink's pool and the relay's
 name. Every machine's pool comes from the fleet file, so the lab never declares an address.
 """
 
@@ -73,8 +74,8 @@ class LabPlan:
 
 
 def plan(fleet: Fleet, sink: ipaddress.IPv4Address) -> LabPlan:
-    """The lab's pools and machines: every live guest with an address, every backup store and
-    monitor, and the mail sink, which must be a reserved address of a pool (the relay's)."""
+    """The lab's pools and machines: every live guest and dedicated server with an address, every
+    backup store and monitor, and the mail sink, which must be a reserved address of a pool (the relay's)."""
     found = fleet.pool_of(sink)
     if found is None or sink not in found[1].reserved:
         raise LabError(f"the mail sink {sink} must be a reserved address of a lab pool (fleet.yml)")
@@ -96,6 +97,13 @@ def plan(fleet: Fleet, sink: ipaddress.IPv4Address) -> LabPlan:
             raise LabError(f"the guest {guest.name} has an unknown offer {guest.offer}")
         pool = pool_of(guest.name, guest.ipv4, "guest")
         guests.append(Machine(guest.name, guest.ipv4, pool, offer.root, offer.name))
+    # A dedicated server is the provider's to configure until its delivery, the customer's after.
+    for server in fleet.dedicated_servers:
+        if server.ipv4 is None:
+            continue
+        who = "customer" if server.delivered_on is not None else "provider"
+        pool = pool_of(server.name, server.ipv4, "dedicated server")
+        guests.append(Machine(server.name, server.ipv4, pool, who, "dedicated"))
 
     def provider_machines(machines: Iterable[Any], kind: str) -> tuple[Machine, ...]:
         """The provider's own machines (stores, monitors)."""
@@ -153,7 +161,10 @@ def verify_summary(summary: Mapping[str, Any]) -> list[str]:
     for r in summary["results"]:
         what = ", ".join(c["file"] for c in r.get("checked", []))
         verdict = "skipped (no set yet)" if r["skipped"] else ("verified" if r["ok"] else "FAILED")
-        lines.append(f"  {r['guest']}: set {r.get('set') or '-'} {verdict} ({what})")
+        # a guest with no new set for longer than the policy allows (M24)
+        nights = r.get("nights_without_set")
+        stale = f", STOPPED PUBLISHING, no new set for {nights} nights" if r.get("stale") else ""
+        lines.append(f"  {r['guest']}: set {r.get('set') or '-'} {verdict} ({what}){stale}")
     return lines
 
 

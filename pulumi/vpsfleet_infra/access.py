@@ -43,9 +43,14 @@ def is_managed(fleet: Fleet, guest: Guest) -> bool:
     return offer is not None and offer.kind is OfferKind.MANAGED_VPS
 
 
+def operator_keys(fleet: Fleet) -> list[str]:
+    return [key for operator in fleet.provider.operators for key in operator.ssh_keys]
+
+
 def root_keys(fleet: Fleet, guest: Guest) -> list[str]:
-    """M13: on a managed VPS the provider's operators alone are root; otherwise the customer."""
+    """M13: on a managed VPS the provider's operators alone are root; otherwise the customer,
+    plus, until handover.yml removes it, the provider's hand-over key (docs/handover.md)."""
     if is_managed(fleet, guest):
-        return [key for operator in fleet.provider.operators for key in operator.ssh_keys]
+        return operator_keys(fleet)
     customer = fleet.customer(guest.customer)
-    return list(customer.ssh_keys) if customer else []
+    return (list(customer.ssh_keys) if customer else []) + list(fleet.provider.handover_keys)

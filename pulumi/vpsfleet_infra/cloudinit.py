@@ -52,9 +52,9 @@ def meta_data(guest: Guest) -> str:
 
 
 def user_data(fleet: Fleet, guest: Guest, password: str) -> str:
-    """Root's keys follow M13; the initial password (M4) is written as a SHA-512 crypt hash,
-    must be changed at first login, and SSH never accepts passwords. The caller keeps the
-    result a Pulumi secret all the same."""
+    """Root's keys follow M13; the initial password (M4) is written as a SHA-512 crypt hash
+    (on a managed VPS it must be changed at first login), and SSH never accepts passwords.
+    The caller keeps the result a Pulumi secret all the same."""
     config: dict[str, Any] = {
         "hostname": guest.name,
         "preserve_hostname": False,
@@ -69,6 +69,9 @@ def user_data(fleet: Fleet, guest: Guest, password: str) -> str:
     else:
         account = "root"
     hashed = password_hash(password, salt_seed=f"{password}/{guest.name}")
-    config["chpasswd"] = {"expire": True, "users": [
+    # Expired, the password must be changed at first login; but an expired root password makes
+    # sshd refuse every non-interactive login, keys included, and the hand-over logs in as root
+    # with its key (docs/handover.md). So only the managed customer's account is expired here.
+    config["chpasswd"] = {"expire": account == CUSTOMER_USER, "users": [
         {"name": account, "password": hashed, "type": "hash"}]}
     return "#cloud-config\n" + json.dumps(config, indent=2) + "\n"

@@ -448,14 +448,14 @@ def constructed_list(source: Path) -> dict[str, Any]:
     return inventory_json(source)
 
 
-def test_inventory_sources_name_the_plugin_by_its_fqcn_or_the_older_short_name() -> None:
-    """example-production says the FQCN; the lab keeps the short name while Molecule's site
-    scenario (which links inventories/lab) has no collections path to the checkout."""
+def test_inventory_sources_name_the_plugin_by_its_fqcn() -> None:
+    """Every environment's source, the lab's too (Molecule's site scenario links it, with the
+    checkout's collection in its collections path: molecule/shared/base.yml)."""
     names = {
         env: YAML(typ="safe").load((REPO / "inventories" / env / "vpsfleet.yml").read_text())["plugin"]
         for env in ("lab", "example-production")
     }
-    assert names == {"lab": "vpsfleet", "example-production": "vpsfleet.platform.vpsfleet"}
+    assert names == {"lab": "vpsfleet.platform.vpsfleet", "example-production": "vpsfleet.platform.vpsfleet"}
 
 
 def test_compose_sets_variables_from_the_fleets_and_the_environments(tmp_path: Path) -> None:

@@ -137,6 +137,23 @@ def test_zstd_set_and_missing_path_is_a_warning(
     assert manifest["warnings"] == ["path /nonexistent/www does not exist: not in the archive"]
 
 
+def test_no_path_there_yet_publishes_an_empty_archive_with_the_warnings(
+    tmp_path: Path, store: FtpStore, certs: Certs, site: Path
+) -> None:
+    """A guest handed over fresh has no data yet: its first set still publishes (it proves the
+    annex works), empty, and says why."""
+    config = make_config(tmp_path, store, certs, site, paths=["/nonexistent/www", "/nonexistent/home"])
+    outcome = run(config, now=NIGHT, use_deadline=False)
+    assert outcome.reason == "ok", outcome.message
+    with tarfile.open(store.home / "2026-11-23" / "www.tar.gz") as archive:
+        assert archive.getnames() == []
+    manifest = json.loads((store.home / "2026-11-23" / "MANIFEST.json").read_text())
+    assert manifest["warnings"] == [
+        "path /nonexistent/www does not exist: not in the archive",
+        "path /nonexistent/home does not exist: not in the archive",
+    ]
+
+
 def test_a_second_run_the_same_night_replaces_the_set(
     tmp_path: Path, store: FtpStore, certs: Certs, site: Path
 ) -> None:

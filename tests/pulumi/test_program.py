@@ -160,7 +160,7 @@ def test_cloud_init_gives_the_fixed_ipv4_from_the_guests_pool(env: tuple[Fleet, 
         assert eth["match"]["macaddress"] == run.outputs["guests"][guest.name]["mac"]
 
 
-def test_root_keys_are_the_operators_on_managed_and_the_customers_otherwise(
+def test_root_keys_are_the_operators_on_managed_and_the_customers_with_the_handover_key_otherwise(
         env: tuple[Fleet, Run]) -> None:
     f, run = env
     with warnings.catch_warnings():
@@ -181,11 +181,16 @@ def test_root_keys_are_the_operators_on_managed_and_the_customers_otherwise(
             assert sorted(root["ssh_authorized_keys"]) == operators
             assert not set(customer.ssh_keys) & set(root["ssh_authorized_keys"])
         else:
-            assert root["ssh_authorized_keys"] == customer.ssh_keys
+            # The customer's keys, and the hand-over key that handover.yml removes (M13).
+            assert root["ssh_authorized_keys"] == customer.ssh_keys + f.provider.handover_keys
+            assert f.provider.handover_keys
+            assert not set(operators) & set(root["ssh_authorized_keys"])
         assert user_data["ssh_pwauth"] is False
         assert user_data["hostname"] == guest.name
         [account] = user_data["chpasswd"]["users"]
         assert account["name"] == ("client" if offer.root == "provider" else "root")
+        # Expiring root's would make sshd refuse the hand-over's key login (docs/handover.md).
+        assert user_data["chpasswd"]["expire"] is (offer.root == "provider")
         password = run.outputs["initial_passwords"][guest.name]
         assert account["type"] == "hash" and password not in text  # never in clear on the host
         assert crypt.crypt(password, account["password"]) == account["password"]

@@ -34,8 +34,14 @@ def test_the_lab_plan_lists_every_live_guest_store_and_monitor(fleet: Fleet) -> 
     assert plan.sink_pool == "lab-public"
     assert plan.relay_host == fleet.provider.relay.host
     live = [g for g in fleet.live_guests() if g.ipv4 is not None]
-    assert [m.name for m in plan.guests] == [g.name for g in live]
-    for machine, guest in zip(plan.guests, live, strict=True):
+    servers = [s for s in fleet.dedicated_servers if s.ipv4 is not None]
+    assert servers, "the lab fleet has a dedicated server"
+    assert [m.name for m in plan.guests] == [g.name for g in live] + [s.name for s in servers]
+    for machine, server in zip(plan.guests[len(live):], servers, strict=True):
+        # the provider's until its delivery (M12), the customer's after
+        who = "provider" if server.delivered_on is None else "customer"
+        assert (machine.ipv4, machine.who, machine.kind) == (server.ipv4, who, "dedicated")
+    for machine, guest in zip(plan.guests[:len(live)], live, strict=True):
         offer = fleet.offer(guest.offer)
         assert offer is not None
         assert (machine.ipv4, machine.who, machine.kind) == (guest.ipv4, offer.root, offer.name)
@@ -77,15 +83,17 @@ def test_the_plan_is_what_bash_sources(fleet: Fleet, tmp_path: Path) -> None:
     ]
 
 
-def test_terminated_guests_and_guests_without_an_address_are_left_out(fleet: Fleet) -> None:
+def test_terminated_guests_and_machines_without_an_address_are_left_out(fleet: Fleet) -> None:
     first, second, *rest = fleet.guests
     guests = [
         first.model_copy(update={"state": GuestState.TERMINATED, "terminated_on": dt.date(2026, 2, 1)}),
         second.model_copy(update={"ipv4": None}),
         *rest,
     ]
-    plan = lab.plan(dataclasses.replace(fleet, guests=guests), SINK)
-    assert [m.name for m in plan.guests] == [g.name for g in rest]
+    server = fleet.dedicated_servers[0]
+    servers = [server, server.model_copy(update={"name": "no-address", "ipv4": None})]
+    plan = lab.plan(dataclasses.replace(fleet, guests=guests, dedicated_servers=servers), SINK)
+    assert [m.name for m in plan.guests] == [g.name for g in rest] + [server.name]
 
 
 def test_the_sink_must_be_a_reserved_address_of_a_pool(fleet: Fleet) -> None:
@@ -147,12 +155,22 @@ def test_verify_summary_lines(tmp_path: Path, capsys: pytest.CaptureFixture[str]
                 "checked": [{"file": "www.tar.gz"}],
             },
             {"guest": "bravo-vps", "set": None, "skipped": True, "ok": False},
+            {
+                "guest": "bravo-dev",
+                "set": "2026-11-28",
+                "skipped": False,
+                "ok": True,
+                "checked": [{"file": "www.tar.gz"}],
+                "nights_without_set": 5,
+                "stale": True,
+            },
         ]
     }
     expected = [
         "  alpha-web: set 2026-12-03 FAILED (www.tar.gz, db/shop.sql.gz)",
         "  alpha-app: set 2026-12-03 verified (www.tar.gz)",
         "  bravo-vps: set - skipped (no set yet) ()",
+        "  bravo-dev: set 2026-11-28 verified (www.tar.gz), STOPPED PUBLISHING, no new set for 5 nights",
     ]
     assert lab.verify_summary(summary) == expected
     path = tmp_path / "summary.json"

@@ -40,7 +40,9 @@ def archive_files(config: Config, tools: Tools, sup: Supervisor, out: Path, logs
     missing = [p for p in config.paths if p not in present]
     argv = [tools.tar, "--create", "--file=-", "--directory=/", "--sparse"]
     argv += [f"--exclude={p.lstrip('/')}" for p in config.excludes]
-    argv += ["--", *(p.lstrip("/") or "." for p in present)]
+    # None there (a guest handed over fresh): an empty archive, the warnings say why; tar
+    # itself refuses to archive nothing.
+    argv += ["--", *(p.lstrip("/") or "." for p in present)] if present else ["--files-from=/dev/null"]
     for attempt in range(1, config.tar_attempts + 1):
         err = logs / f"tar.{attempt}.err"
         with pipeline_files(out, err, logs) as (sink, tar_err, comp_err):

@@ -1,5 +1,8 @@
 """The site on the lab fleet, checked across hosts against what the fleet file says."""
 
+import json
+import os
+import subprocess
 import time
 import uuid
 from pathlib import Path
@@ -12,31 +15,93 @@ from vpsfleet.loader import load_fleet
 
 FLEET = load_fleet(Path(__file__).resolve().parents[3] / "inventories" / "lab" / "fleet.yml")
 GUESTS = [g for g in FLEET.live_guests() if g.ipv4 is not None]
+KEYS = Path(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "/nonexistent")) / "keys"
+# The customer's alone after the hand-over: production has no way in but the customer's keys.
+HANDED_OVER = {g.name for g in GUESTS if FLEET.offer(g.offer).root == "customer"} | {
+    s.name for s in FLEET.dedicated_servers if s.delivered_on is not None
+}
 
 
 def guest_host(name: str):
+    """A machine the provider administers, straight through podman for speed (the provider
+    reaches it over SSH anyway). Refused for a handed-over machine: see customer_host."""
+    if name in HANDED_OVER:
+        raise AssertionError(f"{name} is handed over: the provider has no way in (M13)")
     return testinfra.get_host(f"podman://{name}")
+
+
+def address(name: str) -> str:
+    out = subprocess.run(["podman", "container", "inspect", name], check=True, capture_output=True, text=True)
+    return json.loads(out.stdout)[0]["NetworkSettings"]["IPAddress"]
+
+
+def ssh_as_root(name: str, key: str) -> subprocess.CompletedProcess[str]:
+    """A fresh SSH login as root with one of the scenario's keys (no agent, no other key)."""
+    return subprocess.run(
+        ["ssh", "-i", str(KEYS / key), "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
+         "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+         "-o", "ControlPath=none", "-o", "ConnectTimeout=10", f"root@{address(name)}", "true"],
+        capture_output=True, text=True, check=False,
+    )
+
+
+def customer_host(name: str):
+    """A handed-over machine, the way its customer reaches it: SSH with the customer's key."""
+    return testinfra.get_host(
+        f"ssh://root@{address(name)}",
+        ssh_identity_file=str(KEYS / "customer"),
+        ssh_extra_args="-o IdentitiesOnly=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null",
+    )
+
+
+def host_of(guest):
+    return customer_host(guest.name) if guest.name in HANDED_OVER else guest_host(guest.name)
 
 
 @pytest.mark.parametrize("guest", GUESTS, ids=[g.name for g in GUESTS])
 def test_access_follows_the_offer(guest):
-    host = guest_host(guest.name)
+    host = host_of(guest)
     offer = FLEET.offer(guest.offer)
     customer = FLEET.customer(guest.customer)
-    root_keys = host.file("/root/.ssh/authorized_keys").content_string
+    root_keys = host.file("/root/.ssh/authorized_keys").content_string.split("\n")
+    root_keys = sorted(line for line in root_keys if line.strip())
+    keys = {who: (KEYS / f"{who}.pub").read_text().strip() for who in ("ops", "handover", "customer")}
     assert host.check_output("hostname") == guest.name
     if offer.root == "provider":
         for operator in FLEET.provider.operators:
             assert host.user(operator.name).exists
-            assert all(key in root_keys for key in operator.ssh_keys)
+        assert root_keys == [keys["ops"]]
         assert host.user(customer.id).exists
         assert "sudo" not in host.user(customer.id).groups
-        assert not any(key in root_keys for key in customer.ssh_keys)
     else:
-        assert all(key in root_keys for key in customer.ssh_keys)
+        # The customer's keys alone: the hand-over key cloud-init gave is gone (M13).
+        assert root_keys == [keys["customer"]]
         for operator in FLEET.provider.operators:
             assert not host.user(operator.name).exists
-            assert not any(key in root_keys for key in operator.ssh_keys)
+        assert not host.file("/etc/sudoers.d/vpsfleet-operators").exists
+
+
+@pytest.mark.parametrize("name", sorted(HANDED_OVER))
+def test_no_provider_key_opens_a_handed_over_machine(name):
+    for key in ("ops", "handover"):
+        refused = ssh_as_root(name, key)
+        assert refused.returncode == 255 and "Permission denied" in refused.stderr, (key, refused)
+    # ... while the customer's key does: the machine is up, the refusal is about the keys.
+    assert ssh_as_root(name, "customer").returncode == 0
+
+
+def test_the_dedicated_server_is_the_providers_until_its_delivery():
+    pending = [s for s in FLEET.dedicated_servers if s.ipv4 is not None and s.delivered_on is None]
+    assert pending, "the lab fleet has a dedicated server awaiting delivery"
+    for server in pending:
+        host = guest_host(server.name)
+        root_keys = host.file("/root/.ssh/authorized_keys").content_string
+        assert (KEYS / "ops.pub").read_text().strip() in root_keys
+        assert (KEYS / "customer.pub").read_text().strip() not in root_keys
+        # the base role ran, connection logs kept a year included (M17)
+        assert host.file("/etc/ssh/sshd_config.d/00-vpsfleet.conf").exists
+        assert host.file("/etc/systemd/journald.conf.d/60-vpsfleet-retention.conf").exists
+        assert ssh_as_root(server.name, "ops").returncode == 0
 
 
 def test_managed_guests_export_metrics_to_the_monitor_only():
@@ -56,7 +121,7 @@ def test_managed_guests_export_metrics_to_the_monitor_only():
 def test_unmanaged_guests_run_no_provider_agent():
     for guest in GUESTS:
         if FLEET.offer(guest.offer).root == "customer":
-            assert not guest_host(guest.name).file("/etc/nftables.d/vpsfleet-node-exporter.nft").exists
+            assert not customer_host(guest.name).file("/etc/nftables.d/vpsfleet-node-exporter.nft").exists
 
 
 def test_every_guest_mails_through_the_relay():
@@ -64,7 +129,7 @@ def test_every_guest_mails_through_the_relay():
     tokens = {}
     for guest in GUESTS:
         tokens[guest.name] = uuid.uuid4().hex
-        guest_host(guest.name).run(
+        host_of(guest).run(
             "printf 'Subject: site %s\\n\\nfrom %s\\n' | /usr/sbin/sendmail %s",
             tokens[guest.name],
             guest.name,
@@ -95,3 +160,20 @@ def test_managed_guests_back_up_to_the_fleet_store_at_the_planned_time():
         assert host.service("vpsfleet-backup.timer").is_enabled
         # The store keeps a folder (and a write account) for the guest.
         assert store.file(f"/srv/vpsfleet-backup/{guest.customer}/{guest.name}").is_directory
+
+
+def test_the_hand_over_left_the_backup_annex():
+    """handover.yml configured the annex before the provider lost access (M18-M21): the store
+    keeps the guest's folder, and the customer finds the agent's timer on. (Its first set is
+    published by make lab, whose guests reach the store at the fleet's addresses.)"""
+    night = plan_night(FLEET)
+    starts = {slot.job.guest: night.start_time(slot) for p in night.stores for slot in p.slots}
+    store = guest_host("labstore1")
+    annexed = [g for g in GUESTS if g.name in HANDED_OVER and FLEET.backup_enabled(g)]
+    assert annexed, "the lab fleet has an unmanaged guest with the backup annex"
+    for guest in annexed:
+        assert store.file(f"/srv/vpsfleet-backup/{guest.customer}/{guest.name}").is_directory
+        host = customer_host(guest.name)
+        assert host.service("vpsfleet-backup.timer").is_enabled
+        timer = host.file("/etc/systemd/system/vpsfleet-backup.timer").content_string
+        assert f"OnCalendar=*-*-* {starts[guest.name]}:00" in timer
