@@ -152,7 +152,7 @@ for store in "${stores[@]}"; do
   IFS=: read -r name ipv4 _ <<<"$store"
   echo "  sets on $name:"
   in_lab ssh -i "$key" -o UserKnownHostsFile="$lab_dir/ssh/known_hosts" "root@$ipv4" \
-    find /srv/vpsfleet-backup -mindepth 3 -maxdepth 3 -type d -not -path '*/.vpsfleet/*' -printf '    %P\n' | sort
+    "find /srv/vpsfleet-backup -mindepth 3 -maxdepth 3 -type d -not -path '*/.vpsfleet/*' -printf '    %P\n'" | sort
 done
 
 step "the lab"

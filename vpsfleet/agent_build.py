@@ -43,6 +43,7 @@ ARTIFACTS: tuple[Artifact, ...] = (
         "ansible/roles/patching/files",
     ),
     Artifact("vpsfleet-mail-sink", "vpsfleet_agents.mail_sink:main", "ansible/roles/mail_sink/files"),
+    Artifact("lab-apt-repo-build", "vpsfleet_agents.lab_apt_repo:main", "ansible/roles/lab_apt_repo/files"),
     Artifact("vpsfleet-backup", "vpsfleet_agents.backup.cli:main", "ansible/roles/backup/files"),
     Artifact(
         "vpsfleet-backup-failure-mail",

@@ -1,7 +1,7 @@
-"""The lab's apt repository builder (role lab_apt_repo, files/lab_apt_repo_build.py), run as its
-role runs it, and its archives read by this machine's real apt: the security archive is what
-unattended-upgrades' Origins-Pattern for Debian-Security matches, a rebuild is a newer version of
-an installed package, and a second run writes nothing."""
+"""The lab's apt repository builder (vpsfleet_agents/lab_apt_repo.py, built into role
+lab_apt_repo's files), run as its role runs it, and its archives read by this machine's real
+apt: the security archive is what unattended-upgrades' Origins-Pattern for Debian-Security
+matches, a rebuild is a newer version of an installed package, and a second run writes nothing."""
 
 from __future__ import annotations
 
@@ -13,8 +13,10 @@ from typing import Any
 
 import pytest
 
+from vpsfleet import agent_build
+
 ROOT = Path(__file__).resolve().parents[2]
-BUILDER = ROOT / "ansible" / "roles" / "lab_apt_repo" / "files" / "lab_apt_repo_build.py"
+BUILDER = agent_build.built()["lab-apt-repo-build"]  # the very file the role installs
 INSTALLED = "dpkg"  # installed wherever dpkg-deb is
 
 

@@ -1,7 +1,7 @@
-#!/usr/bin/python3
-"""lab-apt-repo-build: builds the lab's (and the tests') apt archives from a JSON spec, on any
-Debian with python3 and dpkg-deb (the method of issue 5's test repositories, moved here: packages
-made with dpkg-deb, indexed with a Release whose Origin/Label/Codename unattended-upgrades matches).
+"""lab-apt-repo-build (built by vpsfleet.agent_build for role lab_apt_repo): builds the lab's
+(and the tests') apt archives from a JSON spec, on any Debian with python3 and dpkg-deb (the
+method of issue 5's test repositories, moved here: packages made with dpkg-deb, indexed with a
+Release whose Origin/Label/Codename unattended-upgrades matches).
 
     lab-apt-repo-build SPEC.json OUT [--check]
 
