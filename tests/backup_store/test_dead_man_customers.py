@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import email
 import email.policy
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -19,10 +18,8 @@ from typing import Any
 import pytest
 
 from tests.backup_store.conftest import TODAY, day, home, make_sets, save
-from vpsfleet import agent_build
+from tests.mail_sink.running import running_sink
 from vpsfleet_agents.store.config import Refused, check_config
-
-SINK_PYTHON = "/usr/bin/python3"  # the mail sink's interpreter, with Debian's python3-aiosmtpd
 
 SENDMAIL = """\
 #!{python}
@@ -40,40 +37,11 @@ with smtplib.SMTP("127.0.0.1", {port}, timeout=10) as smtp:
 """
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 @pytest.fixture
 def sink(tmp_path: Path) -> Iterator[tuple[int, Path]]:
-    """The mail sink (role mail_sink's program), its Maildir."""
-    if subprocess.run([SINK_PYTHON, "-c", "import aiosmtpd"], capture_output=True).returncode:
-        pytest.fail("python3-aiosmtpd is missing: run scripts/setup.sh")
-    program = agent_build.built()["vpsfleet-mail-sink"]
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
-         "/CN=sink.test", "-keyout", str(tmp_path / "key.pem"), "-out", str(tmp_path / "cert.pem")],
-        check=True, capture_output=True, timeout=60,
-    )  # fmt: skip
-    maildir = tmp_path / "maildir"
-    for folder in ("tmp", "new", "cur"):
-        (maildir / folder).mkdir(parents=True)
-    port = free_port()
-    process = subprocess.Popen(
-        [str(program), "--port", str(port), "--maildir", str(maildir), "--hostname", "sink.test",
-         "--listen", "127.0.0.1", "--cert", str(tmp_path / "cert.pem"), "--key", str(tmp_path / "key.pem")],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
-    try:
-        assert process.stdout is not None
-        assert process.stdout.readline().startswith("mail sink listening on")
-        yield port, maildir
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
+    """The mail sink (role mail_sink's program), its port and Maildir."""
+    with running_sink(tmp_path) as running:
+        yield running
 
 
 def mails(maildir: Path) -> list[EmailMessage]:

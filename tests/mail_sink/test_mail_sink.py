@@ -7,9 +7,7 @@ from __future__ import annotations
 import email
 import email.policy
 import smtplib
-import socket
 import ssl
-import subprocess
 import time
 from collections.abc import Iterator
 from email.message import EmailMessage
@@ -17,76 +15,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.patching.agents import build_agents
-
-PYTHON = "/usr/bin/python3"  # the artifact's interpreter, with Debian's python3-aiosmtpd
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
+from tests.mail_sink.running import running_sink
 
 
 @pytest.fixture
 def sink(tmp_path: Path) -> Iterator[tuple[int, Path]]:
-    if subprocess.run([PYTHON, "-c", "import aiosmtpd"], capture_output=True, check=False).returncode:
-        pytest.skip("python3-aiosmtpd is not installed (the role installs it on the sink)")
-    program = build_agents()["vpsfleet-mail-sink"]
-    subprocess.run(
-        [
-            "openssl",
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=sink.test",
-            "-keyout",
-            str(tmp_path / "key.pem"),
-            "-out",
-            str(tmp_path / "cert.pem"),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )
-    maildir = tmp_path / "maildir"
-    for folder in ("tmp", "new", "cur"):
-        (maildir / folder).mkdir(parents=True)
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            str(program),
-            "--port",
-            str(port),
-            "--maildir",
-            str(maildir),
-            "--hostname",
-            "sink.test",
-            "--listen",
-            "127.0.0.1",
-            "--cert",
-            str(tmp_path / "cert.pem"),
-            "--key",
-            str(tmp_path / "key.pem"),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        assert process.stdout is not None
-        line = process.stdout.readline()
-        assert line.startswith("mail sink listening on ('127.0.0.1',"), line
-        yield port, maildir
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
+    """The mail sink (role mail_sink's program), its port and Maildir."""
+    with running_sink(tmp_path) as running:
+        yield running
 
 
 def client_tls() -> ssl.SSLContext:
