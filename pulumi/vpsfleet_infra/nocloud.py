@@ -1,5 +1,7 @@
-"""NoCloud seeds for machines cloud-init configures outside libvirt: the provider's own machines
-(stores, monitors), dedicated servers until their delivery, and the lab's containers.
+"""NoCloud seeds for machines cloud-init configures outside libvirt. Today only `lab-seeds` writes
+them, for the lab's and the site scenario's containers; `provider_user_data` is the seed of a
+provider machine (store, monitor) or of a dedicated server until its delivery, whose installation
+is outside this repository.
 
 A guest's seed is the one the Pulumi program writes on its seed disk (`cloudinit.user_data`),
 so the lab boots its containers from the program's own code: cloud-init in the container reads
