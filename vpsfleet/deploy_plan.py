@@ -1,7 +1,7 @@
 """The steps a merge takes, from its changes: Pulumi, then Ansible, then the customer notices.
 
-`plan` prints them for the merge request; `apply` (later) runs them in this order. Nothing here
-runs anything: it names the stack, the hosts, the playbooks and the notices.
+`plan` prints them for the merge request; `apply` runs them in this order (deploy_apply.py).
+Nothing here runs anything: it names the stack, the hosts, the playbooks and the notices.
 """
 
 from __future__ import annotations

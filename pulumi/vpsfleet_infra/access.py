@@ -4,27 +4,12 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import hmac
 import warnings
 
+# The derivation lives in the fleet model, which the access-codes notice uses too (M4).
+from vpsfleet.access_codes import initial_password as initial_password
 from vpsfleet.fleet import Fleet
 from vpsfleet.schema import Guest, OfferKind
-
-PASSWORD_LENGTH = 20
-# No look-alike characters: the password is read from an e-mail and typed on a console.
-PASSWORD_ALPHABET = "abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"
-
-
-def initial_password(seed: str, environment: str, guest: str) -> str:
-    """Derived from the stack's secret seed, so that it is stable across runs without being
-    stored anywhere but the stack's encrypted state (pulumi-random is not used: it would need a
-    provider plugin). ~117 bits of entropy given a secret seed."""
-    if not seed:
-        raise ValueError("the password seed is empty: pulumi config set --secret "
-                         "vpsfleet:passwordSeed <random>")
-    digest = hmac.new(seed.encode(), f"{environment}/{guest}".encode(), hashlib.sha512).digest()
-    return "".join(PASSWORD_ALPHABET[byte % len(PASSWORD_ALPHABET)]
-                   for byte in digest[:PASSWORD_LENGTH])
 
 
 def password_hash(password: str, salt_seed: str) -> str:
