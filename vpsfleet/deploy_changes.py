@@ -17,7 +17,12 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from vpsfleet.filters import mitigation_active, mitigation_ends_at, smtp_block_active
+from vpsfleet.filters import (
+    mitigation_active,
+    mitigation_ends_at,
+    mitigation_minimum_hours,
+    smtp_block_active,
+)
 from vpsfleet.fleet import Fleet
 from vpsfleet.schema import DedicatedServer, Guest, GuestState, SmtpBlock
 
@@ -87,7 +92,8 @@ _MACHINE_RANK = {GUEST: 0, DEDICATED: 1}
 
 # Guest fields with kinds of their own; the rest are reported as GUEST_CHANGED fields.
 _GUEST_OWN_KINDS = frozenset(
-    {"name", "state", "suspended_on", "terminated_on", "plan", "smtp_blocks", "mitigation"}
+    {"name", "state", "suspended_on", "terminated_on", "plan", "smtp_blocks", "mitigation",
+     "past_mitigations"}  # an ended mitigation moved aside when a new one starts
 )
 _DEDICATED_OWN_KINDS = frozenset({"name", "delivered_on"})
 
@@ -223,8 +229,8 @@ def _smtp_change(old: Guest, new: Guest, before_now: dt.datetime,
 
 def _mitigation_change(before: Fleet, after: Fleet, old: Guest, new: Guest,
                        before_now: dt.datetime, now: dt.datetime) -> list[Change]:
-    old_hours = before.policy.mitigation.minimum_hours
-    new_hours = after.policy.mitigation.minimum_hours
+    old_hours = mitigation_minimum_hours(before, old)  # the guest's offer's (M28)
+    new_hours = mitigation_minimum_hours(after, new)
     was = mitigation_active(old, old_hours, before_now)
     is_now = mitigation_active(new, new_hours, now)
     if was == is_now and (not was or old.mitigation == new.mitigation):

@@ -24,7 +24,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from vpsfleet.fleet import Fleet
-from vpsfleet.schema import FilterPolicy, Guest, GuestState, Mitigation, SmtpBlock
+from vpsfleet.schema import EdgeRule, FilterPolicy, Guest, GuestState, Mitigation, SmtpBlock
 from vpsfleet.values import PORT_SPEC
 
 FILTER_PREFIX = "vpsfleet-"
@@ -56,9 +56,22 @@ def smtp_blocked(guest: Guest, now: dt.datetime) -> bool:
     return any(smtp_block_active(block, now) for block in guest.smtp_blocks)
 
 
+def mitigation_minimum_hours(fleet: Fleet, guest: Guest) -> int:
+    """M28: the guest's offer says how long a mitigation stays on at least (24 h, 26 h...);
+    an offer that says nothing takes the policy's."""
+    offer = fleet.offer(guest.offer)
+    if offer is not None and offer.mitigation_minimum_hours is not None:
+        return offer.mitigation_minimum_hours
+    return fleet.policy.mitigation.minimum_hours
+
+
+def mitigation_earliest_end(mitigation: Mitigation, minimum_hours: int) -> dt.datetime:
+    return _utc(mitigation.since) + dt.timedelta(hours=minimum_hours)
+
+
 def mitigation_ends_at(mitigation: Mitigation, minimum_hours: int) -> dt.datetime | None:
     """M28: a mitigation cannot end before its minimum duration, whatever `ends_at` says."""
-    floor = _utc(mitigation.since) + dt.timedelta(hours=minimum_hours)
+    floor = mitigation_earliest_end(mitigation, minimum_hours)
     if mitigation.ends_at is None:
         return None
     return max(_utc(mitigation.ends_at), floor)
@@ -213,6 +226,25 @@ def mitigation_rules(open_ports: Iterable[PortRange]) -> list[Rule]:
     return rules
 
 
+EDGE_RULES_PRIORITY = 340  # up to 50 rules, after the flow limits, before the profile (400)
+
+
+def edge_rules(rules: Iterable[EdgeRule]) -> list[Rule]:
+    """M28, Pro option: the customer's edge firewall while a mitigation is on, in its order and
+    before the profile, so that its drops and its source-restricted accepts come first."""
+    result: list[Rule] = []
+    for index, edge in enumerate(rules):
+        rng = parse_port(edge.port)
+        attrs = _layer3_port_attrs(rng)
+        if edge.source is not None:
+            attrs = {"srcipaddr": str(edge.source.network_address),
+                     "srcipmask": str(edge.source.prefixlen), **attrs}
+        source = f" from {edge.source}" if edge.source is not None else ""
+        result.append(Rule(edge.action, "in", EDGE_RULES_PRIORITY + index, rng.protocol, attrs,
+                           f"mitigation: edge rule {edge.action} {rng.spec()}{source}"))
+    return result
+
+
 def _layer3_port_attrs(rng: PortRange) -> dict[str, str]:
     attrs = {"dstportstart": str(rng.first)}
     if rng.last != rng.first:
@@ -233,12 +265,14 @@ def guest_rules(fleet: Fleet, guest: Guest, now: dt.datetime) -> list[Rule]:
         rules += suspension_rules(fleet.provider.management_networks)
     rules += layer2_defaults()
     rules += flow_limit_rules(policy.filter)
-    if mitigation_active(guest, policy.mitigation.minimum_hours, now):
+    if mitigation_active(guest, mitigation_minimum_hours(fleet, guest), now):
         assert guest.mitigation is not None
         profile = policy.mitigation.profiles.get(guest.mitigation.profile)
         if profile is None:
             raise ValueError(f"guest {guest.name}: unknown mitigation profile "
                              f"{guest.mitigation.profile!r}")
+        if guest.pro is not None:
+            rules += edge_rules(guest.pro.edge_rules)
         rules += mitigation_rules(parse_port(spec) for spec in profile)
     return sorted(rules, key=lambda rule: rule.priority)
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import YAMLError
 
 from vpsfleet.loader import FleetInvalid, check_fleet
@@ -136,3 +136,55 @@ def delete_keys(item: CommentedMap, *keys: str) -> None:
         _set_comment(item, new_last, token, "", following)
     else:  # its own token knows the column its end-of-line comment was written at
         _set_comment(item, new_last, kept[0], kept[1], following)
+
+
+def _last_key_holder(node: Any) -> tuple[Any, Any] | None:
+    """The mapping (or sequence) and key whose comment token holds what follows `node` in the
+    file: ruamel keeps the text after a block on its deepest last key."""
+    if isinstance(node, CommentedMap) and len(node):
+        key = list(node.keys())[-1]
+        return _last_key_holder(node[key]) or (node, key)
+    if isinstance(node, CommentedSeq) and len(node):
+        return _last_key_holder(node[-1])  # a sequence of scalars keeps its comments otherwise
+    return None
+
+
+def take_trailing(node: Any) -> tuple[Any, str] | None:
+    """Detaches the blank lines and comment lines that follow `node` (its own end-of-line
+    comments stay), to move them behind another block: (token, text) or None."""
+    holder = _last_key_holder(node)
+    if holder is None:
+        return None
+    parent, key = holder
+    comments = parent.ca.items.get(key)
+    if not comments or len(comments) < 3 or comments[2] is None:
+        return None
+    own, _newline, following = comments[2].value.partition("\n")
+    if not following:
+        return None
+    _set_comment_any(parent, key, comments[2], own, "")
+    return comments[2], following
+
+
+def put_trailing(node: Any, taken: tuple[Any, str] | None) -> None:
+    """Attaches what `take_trailing` detached after `node`'s last line."""
+    holder = _last_key_holder(node)
+    if taken is None or holder is None:
+        return
+    parent, key = holder
+    token, following = taken
+    comments = parent.ca.items.get(key)
+    own = ""
+    if comments and len(comments) >= 3 and comments[2] is not None:
+        own, _newline, _rest = comments[2].value.partition("\n")
+        token = comments[2]  # it knows the column its end-of-line comment was written at
+    _set_comment_any(parent, key, token, own, following)
+
+
+def _set_comment_any(parent: Any, key: Any, template: Any, own: str, following: str) -> None:
+    if not own and not following:
+        parent.ca.items.pop(key, None)
+        return
+    token = copy.copy(template)
+    token.value = own + "\n" + following
+    parent.ca.items[key] = [None, None, token, None]

@@ -5,6 +5,8 @@ compared is what a customer's contract fixes: the datacenter (M10), the disk nev
 the address never changes (M3), a guest never changes customer, and a guest is never dropped
 without being terminated (M11). A terminated guest's entry, and a quarantine entry, stay until
 the store has erased the guest's backups and the address has waited its quarantine (M11, M3).
+A mitigation on at the previous version is neither removed nor shortened before its minimum
+(M28): the minimum its offer gave it then, counted from its `since`.
 
 Identities (`created`, see schema.py): credentials are derived from `name@created`. A new
 `created` on a live guest or customer is a new identity, i.e. a rotation of its credentials,
@@ -21,10 +23,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from vpsfleet.filters import mitigation_minimum_hours
 from vpsfleet.fleet import Fleet
-from vpsfleet.loader import read_yaml
+from vpsfleet.loader import policy_defaults, read_yaml
 from vpsfleet.problems import Problem, item_path
-from vpsfleet.schema import GuestState
+from vpsfleet.schema import Guest, GuestState
 
 
 class HistoryUnavailable(Exception):
@@ -102,11 +105,13 @@ def departure(fleet: Fleet, before: dict[str, Any], today: dt.date) -> Departure
     return Departure(earliest, tuple(reasons)) if reasons else None
 
 
-def compare(fleet: Fleet, old: Any, rev: str, today: dt.date) -> list[Problem]:
+def compare(fleet: Fleet, old: Any, rev: str, today: dt.date,
+            now: dt.datetime | None = None) -> list[Problem]:
     if not isinstance(old, dict):
         return []
     old_guests = _named(old.get("guests"))
     problems = _guest_changes(fleet, old, old_guests, rev, today)
+    problems += _mitigations(fleet, old, old_guests, rev, now or judged_at(today))
     current = {g.name for g in fleet.guests}
     for name, before in old_guests.items():
         if name in current:
@@ -191,6 +196,100 @@ def _guest_changes(
     return problems
 
 
+# --- mitigations (M28) --------------------------------------------------------------------------
+
+
+def judged_at(today: dt.date | None) -> dt.datetime:
+    """The instant a mitigation's minimum is judged at: now, or 00:00 UTC of another day given
+    as `today` (the earliest instant of that day: a removal is never accepted too early)."""
+    now = dt.datetime.now(dt.UTC)
+    if today is None or today == now.date():
+        return now
+    return dt.datetime.combine(today, dt.time(), dt.UTC)
+
+
+def _instant(value: Any) -> dt.datetime | None:
+    """An instant of the old file, as loosely as it may have been written then (UTC if naive)."""
+    if isinstance(value, str):
+        try:
+            value = dt.datetime.fromisoformat(value)
+        except ValueError:
+            return None
+    if not isinstance(value, dt.datetime):
+        return None
+    return value.astimezone(dt.UTC) if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
+def _hours(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+
+
+def _old_minimum(old: dict[str, Any], before: dict[str, Any]) -> int:
+    """The minimum the old file gave the guest: its offer's, else its policy's, else the
+    default policy's (what the old file did not override)."""
+    offer = _named(old.get("offers")).get(str(before.get("offer")), {})
+    policy = old.get("policy")
+    mitigation = policy.get("mitigation") if isinstance(policy, dict) else None
+    candidates = (offer.get("mitigation_minimum_hours"),
+                  mitigation.get("minimum_hours") if isinstance(mitigation, dict) else None)
+    for value in candidates:
+        if (hours := _hours(value)) is not None:
+            return hours
+    return int(policy_defaults()["mitigation"]["minimum_hours"])
+
+
+def _z(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _mitigations(fleet: Fleet, old: dict[str, Any], old_guests: dict[str, dict[str, Any]],
+                 rev: str, now: dt.datetime) -> list[Problem]:
+    problems: list[Problem] = []
+    for i, guest in enumerate(fleet.guests):
+        before = old_guests.get(guest.name)
+        record = before.get("mitigation") if before is not None else None
+        if not isinstance(record, dict) or guest.state is GuestState.TERMINATED:
+            continue  # a terminated guest has no network left to protect (M11)
+        assert before is not None
+        since = _instant(record.get("since"))
+        if since is None:
+            continue
+        hours = _old_minimum(old, before)
+        earliest = since + dt.timedelta(hours=hours)
+        if now >= earliest:
+            continue  # past its minimum: it may end, or its record move or go
+        problems += _kept_until(fleet, guest, fleet.where("guests", i), since, hours, earliest,
+                                rev)
+    return problems
+
+
+def _kept_until(fleet: Fleet, guest: Guest, at: int, since: dt.datetime, hours: int,
+                earliest: dt.datetime, rev: str) -> list[Problem]:
+    """The mitigation on since `since` at `rev` must still be there, and end no earlier."""
+    entries = [("mitigation",), *(("past_mitigations", n) for n in range(len(
+        guest.past_mitigations)))]
+    records = [guest.mitigation, *guest.past_mitigations]
+    found = [(where, m) for where, m in zip(entries, records, strict=True)
+             if m is not None and _instant(m.since) == since]
+    on = (f"{guest.name}'s mitigation on since {_z(since)} at {rev} may end from {_z(earliest)} "
+          f"on, not before ({hours} h, M28)")
+    if not found:
+        return [Problem(item_path("guests", at, "mitigation"),
+                        f"removes it: {on}; record its end then with `vpsfleet mitigation stop`")]
+    where, kept = found[0]
+    problems = []
+    ends = _instant(kept.ends_at)
+    if ends is not None and ends < earliest:
+        problems.append(Problem(item_path("guests", at, *where, "ends_at"),
+                                f"ends it at {_z(ends)}, which shortens it: {on}"))
+    new_hours = mitigation_minimum_hours(fleet, guest)
+    if new_hours < hours:
+        problems.append(Problem(item_path("guests", at, "offer"),
+                                f"its minimum would drop from {hours} h to {new_hours} h "
+                                f"(offer {guest.offer}), which shortens it: {on}"))
+    return problems
+
+
 def _quarantine_removed(fleet: Fleet, old: dict[str, Any], today: dt.date) -> list[Problem]:
     """A quarantine entry stays until its quarantine is over (M3), whatever the order."""
     problems: list[Problem] = []
@@ -241,12 +340,14 @@ def _customer_identities(fleet: Fleet, old: dict[str, Any], rev: str,
 
 
 def check_against(
-    fleet: Fleet, path: Path, rev: str, *, today: dt.date | None = None
+    fleet: Fleet, path: Path, rev: str, *, today: dt.date | None = None,
+    now: dt.datetime | None = None,
 ) -> list[Problem]:
+    """`now`: the instant mitigations are judged at (default: see `judged_at`)."""
     text = previous_text(path, rev)
     if text is None:
         return []
     old, problems = read_yaml(text)
     if problems:
         return []  # a broken old file fixes nothing about the new one
-    return compare(fleet, old, rev, today or dt.date.today())
+    return compare(fleet, old, rev, today or dt.date.today(), now or judged_at(today))

@@ -82,8 +82,16 @@ class FilterPolicy(Strict):
 
 
 class MitigationPolicy(Strict):
-    minimum_hours: Hours  # M28
+    minimum_hours: Hours  # M28; an offer may set its own (Offer.mitigation_minimum_hours)
     profiles: dict[Token, list[PortSpec]]  # profile name -> inbound ports still open
+    default_profile: Token  # what a detector's start uses when the guest has no Pro profile
+
+    @model_validator(mode="after")
+    def _default_is_a_profile(self) -> MitigationPolicy:
+        if self.default_profile not in self.profiles:
+            raise ValueError(f"default_profile {self.default_profile!r} is not one of the "
+                             f"profiles ({', '.join(sorted(self.profiles))})")
+        return self
 
 
 class BackupPolicy(Strict):
@@ -216,6 +224,8 @@ class Offer(Strict):
     backup: Flag  # whether the backup service is part of the offer
     backup_retention_days: Days | None = None  # M22
     restores_per_month: SmallOrZero | None = None  # M23; None = no limit
+    # M28: a mitigation stays on at least this long; None: policy.mitigation.minimum_hours.
+    mitigation_minimum_hours: Hours | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> Offer:
@@ -272,7 +282,24 @@ class SmtpBlock(Strict):
 class Mitigation(Strict):
     since: Instant
     profile: str
-    ends_at: Instant | None = None
+    ends_at: Instant | None = None  # recorded by `vpsfleet mitigation stop`; None: still on
+    reason: Text | None = None  # what detected it (an attack summary) or who started it
+
+
+class EdgeRule(Strict):
+    """One rule of a Pro customer's edge firewall, applied while a mitigation is on (M28)."""
+
+    action: Literal["accept", "drop"]
+    port: PortSpec  # inbound, to the guest
+    source: Network | None = None  # None: from anywhere
+
+
+class ProOption(Strict):
+    """The Pro option (M28, 004 art. 9): the customer's own protection profile, used whenever a
+    mitigation starts, and its edge firewall rules, applied while the mitigation is on."""
+
+    mitigation_profile: Token | None = None  # None: the profile the operator or detector picks
+    edge_rules: list[EdgeRule] = Field(default=[], max_length=50)
 
 
 class FilterOverrides(Strict):
@@ -298,6 +325,9 @@ class Guest(Strict):
     backup: BackupScope = BackupScope()
     smtp_blocks: list[SmtpBlock] = []
     mitigation: Mitigation | None = None
+    # Ended mitigations moved aside when a new one starts: kept for M28 disputes and the SLA.
+    past_mitigations: list[Mitigation] = []
+    pro: ProOption | None = None  # the Pro option (M28)
     filter: FilterOverrides = FilterOverrides()
 
     @property

@@ -92,10 +92,10 @@ def _guest_entry(fleet: Fleet, guest: Guest, start: int, end: int) -> Entry | No
         exclusions.append(Exclusion(gone, end, "terminated (M11)"))
     if guest.state is GuestState.SUSPENDED and guest.suspended_on is not None:
         exclusions.append(Exclusion(day_start_ms(guest.suspended_on, tz), end, "suspended (M7)"))
-    if guest.mitigation is not None:
-        until = to_ms(guest.mitigation.ends_at) if guest.mitigation.ends_at else end
-        exclusions.append(Exclusion(to_ms(guest.mitigation.since), until,
-                                    "DDoS mitigation (M28)"))
+    current = [guest.mitigation] if guest.mitigation is not None else []
+    for mitigation in [*guest.past_mitigations, *current]:  # each one stays excluded (M28)
+        until = to_ms(mitigation.ends_at) if mitigation.ends_at else end
+        exclusions.append(Exclusion(to_ms(mitigation.since), until, "DDoS mitigation (M28)"))
     return Entry(Machine("guest", guest.name), guest.customer,
                  None if offer is None or offer.no_sla else offer.sla_percent, exclusions)
 
