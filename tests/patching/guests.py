@@ -21,20 +21,6 @@ IMAGE = "localhost/vpsfleet-debian12:latest"
 NOTICE = ROOT / "ansible" / "roles" / "patching" / "files" / "vpsfleet-patch-notice"
 
 
-def build_apt_repo(out: Path) -> None:
-    """The test apt repositories (scripts/build-test-apt-repo.sh) in `out`; its stderr in the
-    failure, since a bare exit status says nothing."""
-    done = subprocess.run(
-        ["bash", str(ROOT / "scripts" / "build-test-apt-repo.sh"), str(out)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise AssertionError(f"build-test-apt-repo.sh {out}: exit {done.returncode}\n{done.stderr}")
-
-
 def podman(*args: str, check: bool = True, timeout: int = 120) -> str:
     done = subprocess.run(["podman", *args], capture_output=True, text=True, timeout=timeout, check=False)
     if check and done.returncode != 0:

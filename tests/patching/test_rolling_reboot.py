@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from tests.patching.guests import Guest, build_apt_repo, podman, run_patch, wait_booted
+from tests.patching.apt_repo import build_apt_repo
+from tests.patching.guests import Guest, podman, run_patch, wait_booted
 
 pytestmark = [pytest.mark.molecule, pytest.mark.slow]
 

@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from tests.patching.guests import Guest, build_apt_repo, podman, run_playbook
+from tests.patching.apt_repo import build_apt_repo
+from tests.patching.guests import Guest, podman, run_playbook
 
 pytestmark = [pytest.mark.molecule, pytest.mark.slow]
 
@@ -40,7 +41,7 @@ def guest(make_guests: Any, tmp_path_factory: pytest.TempPathFactory) -> Guest:
         "echo 'deb [trusted=yes] file:/srv/apt/security bookworm-security main' >"
         " /etc/apt/sources.list.d/test.list\n"
         "echo 'deb [trusted=yes] file:/srv/apt/main bookworm main' >> /etc/apt/sources.list.d/test.list\n"
-        "dpkg -i /srv/apt/base/vpsfleet-{sec,regular}-demo_1.0_all.deb\n"
+        "dpkg -i /srv/apt/base/pool/vpsfleet-{sec,regular}-demo_1.0_all.deb\n"
         "mkdir -p /var/tmp/outbox\n"
         "printf '#!/bin/sh\\ncat > /var/tmp/outbox/$(date +%%s%%N)\\n' > /usr/local/bin/fake-sendmail\n"
         "chmod 755 /usr/local/bin/fake-sendmail"
