@@ -1,0 +1,52 @@
+"""The job's metrics for the node exporter's textfile collector."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from vpsfleet_agents.textfile import labels
+
+HELP = {
+    "vpsfleet_traffic_outbound_bytes": "Outbound bytes counted for the guest in the current cycle (M8).",
+    "vpsfleet_traffic_quota_bytes": "Outbound bytes allowed in a cycle by the guest's plan (M8).",
+    "vpsfleet_traffic_throttled": "1 while the guest's quota is spent (not lifted): the job throttles it.",
+    "vpsfleet_traffic_rate_ok": "1 when libvirt took the outbound rate the job wants (0: a change failed).",
+    "vpsfleet_traffic_guest_ok": "1 when the guest's domain was read on the last run.",
+}
+
+
+@dataclass(frozen=True)
+class GuestMetrics:
+    guest: str
+    counted_bytes: int
+    quota_bytes: int
+    throttled: bool
+    rate_ok: bool
+    guest_ok: bool
+
+
+def value(name: str, g: GuestMetrics) -> int:
+    return {
+        "vpsfleet_traffic_outbound_bytes": g.counted_bytes,
+        "vpsfleet_traffic_quota_bytes": g.quota_bytes,
+        "vpsfleet_traffic_throttled": int(g.throttled),
+        "vpsfleet_traffic_rate_ok": int(g.rate_ok),
+        "vpsfleet_traffic_guest_ok": int(g.guest_ok),
+    }[name]
+
+
+def render(guests: list[GuestMetrics], now: dt.datetime, cycle_end: dt.datetime) -> list[str]:
+    lines: list[str] = []
+    for name in HELP:
+        lines += [f"# HELP {name} {HELP[name]}", f"# TYPE {name} gauge"]
+        lines += [f"{name}{labels(guest=g.guest)} {value(name, g)}" for g in guests]
+    lines += [
+        "# HELP vpsfleet_traffic_cycle_end_timestamp_seconds When the cycle ends and throttles end.",
+        "# TYPE vpsfleet_traffic_cycle_end_timestamp_seconds gauge",
+        f"vpsfleet_traffic_cycle_end_timestamp_seconds {int(cycle_end.timestamp())}",
+        "# HELP vpsfleet_traffic_last_run_timestamp_seconds When the job last ran.",
+        "# TYPE vpsfleet_traffic_last_run_timestamp_seconds gauge",
+        f"vpsfleet_traffic_last_run_timestamp_seconds {int(now.timestamp())}",
+    ]
+    return lines
