@@ -224,6 +224,8 @@ class Offer(Strict):
     backup: Flag  # whether the backup service is part of the offer
     backup_retention_days: Days | None = None  # M22
     restores_per_month: SmallOrZero | None = None  # M23; None = no limit
+    # The compressor of its sets; None: policy.backup.compression (an offer may keep gzip).
+    backup_compression: Literal["gzip", "zstd"] | None = None
     # M28: a mitigation stays on at least this long; None: policy.mitigation.minimum_hours.
     mitigation_minimum_hours: Hours | None = None
 

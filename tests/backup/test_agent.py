@@ -9,7 +9,6 @@ import json
 import os
 import signal
 import subprocess
-import tarfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -27,7 +26,9 @@ from tests.backup.conftest import (
     make_config,
     metrics,
     need,
+    open_archive,
     status,
+    unpack,
     write_exec,
 )
 from vpsfleet_agents.backup.config import ConfigError, parse_config
@@ -97,19 +98,23 @@ def test_published_set_opens_with_ordinary_tools(
     outcome = run(config, now=NIGHT, use_deadline=False)
     assert outcome.reason == "ok", outcome.message
     folder = store.home / "2026-11-23"
-    assert sorted(p.name for p in folder.iterdir()) == ["MANIFEST.json", "SHA256SUMS", "www.tar.gz"]
+    # zstd is the fleet's default (the Config's too).
+    assert sorted(p.name for p in folder.iterdir()) == ["MANIFEST.json", "SHA256SUMS", "www.tar.zst"]
     check = subprocess.run(["sha256sum", "-c", "SHA256SUMS"], cwd=folder, capture_output=True)
     assert check.returncode == 0, check.stdout
-    with tarfile.open(folder / "www.tar.gz") as archive:
+    with open_archive(folder / "www.tar.zst") as archive:
         names = archive.getnames()
         member = archive.extractfile(site.relative_to("/").as_posix() + "/blog/post.html")
         assert member is not None and member.read() == "<p>été</p>\n".encode()
     assert site.relative_to("/").as_posix() + "/current" in names  # symlinks kept as links
     manifest = json.loads((folder / "MANIFEST.json").read_text())
     assert manifest["customer"] == "c1" and manifest["night"] == "2026-11-23"
+    assert manifest["compression"] == "zstd"
+    assert manifest["restore"]["database"].startswith("zstd -dc db/NAME.sql.zst |")
+    assert manifest["restore"]["files"].startswith("zstd -dc www.tar.zst | tar -xf - -C /")
     [entry] = manifest["files"]
-    assert entry["path"] == "www.tar.gz"
-    assert entry["bytes"] == (folder / "www.tar.gz").stat().st_size
+    assert entry["path"] == "www.tar.zst"
+    assert entry["bytes"] == (folder / "www.tar.zst").stat().st_size
     assert "GNU tar" in manifest["tools"]["tar"]
     values = metrics(config)
     assert values["vpsfleet_backup_last_run_success"] == 1
@@ -118,22 +123,26 @@ def test_published_set_opens_with_ordinary_tools(
     assert status(config)["last_success"]["set"] == "2026-11-23"
 
 
-def test_zstd_set_and_missing_path_is_a_warning(
+def test_gzip_offer_set_and_missing_path_is_a_warning(
     tmp_path: Path, store: FtpStore, certs: Certs, site: Path
 ) -> None:
+    """An offer that keeps gzip (`backup_compression: gzip`): `.gz` files that `tar -z` reads."""
     config = make_config(tmp_path, store, certs, site,
-        compression="zstd", paths=[str(site), "/nonexistent/www"],
+        compression="gzip", paths=[str(site), "/nonexistent/www"],
     )  # fmt: skip
     outcome = run(config, now=NIGHT, use_deadline=False)
     assert outcome.reason == "ok", outcome.message
     folder = store.home / "2026-11-23"
-    assert (folder / "www.tar.zst").is_file()
+    assert sorted(p.name for p in folder.iterdir()) == ["MANIFEST.json", "SHA256SUMS", "www.tar.gz"]
     listing = subprocess.run(
-        ["tar", "--zstd", "-tf", str(folder / "www.tar.zst")],
+        ["tar", "-tzf", str(folder / "www.tar.gz")],
         capture_output=True, text=True, check=True,
     )  # fmt: skip
     assert site.relative_to("/").as_posix() + "/shop/index.php" in listing.stdout.splitlines()
     manifest = json.loads((folder / "MANIFEST.json").read_text())
+    assert manifest["compression"] == "gzip"
+    assert manifest["restore"]["database"].startswith("gunzip -c db/NAME.sql.gz |")
+    assert manifest["restore"]["files"].startswith("gunzip -c www.tar.gz | tar -xf - -C /")
     assert manifest["warnings"] == ["path /nonexistent/www does not exist: not in the archive"]
 
 
@@ -145,7 +154,7 @@ def test_no_path_there_yet_publishes_an_empty_archive_with_the_warnings(
     config = make_config(tmp_path, store, certs, site, paths=["/nonexistent/www", "/nonexistent/home"])
     outcome = run(config, now=NIGHT, use_deadline=False)
     assert outcome.reason == "ok", outcome.message
-    with tarfile.open(store.home / "2026-11-23" / "www.tar.gz") as archive:
+    with open_archive(store.home / "2026-11-23" / "www.tar.zst") as archive:
         assert archive.getnames() == []
     manifest = json.loads((store.home / "2026-11-23" / "MANIFEST.json").read_text())
     assert manifest["warnings"] == [
@@ -162,7 +171,7 @@ def test_a_second_run_the_same_night_replaces_the_set(
     (site / "blog" / "new.html").write_text("new\n")
     assert run(config, now=NIGHT, use_deadline=False).reason == "ok"
     assert store.sets() == ["2026-11-23"]
-    with tarfile.open(store.home / "2026-11-23" / "www.tar.gz") as archive:
+    with open_archive(store.home / "2026-11-23" / "www.tar.zst") as archive:
         assert any(n.endswith("blog/new.html") for n in archive.getnames())
 
 
@@ -371,11 +380,11 @@ def test_databases_are_dumped_one_file_each(
     outcome = run(config, now=NIGHT, use_deadline=False)
     assert outcome.reason == "ok", outcome.message
     folder = store.home / "2026-11-23"
-    assert sorted(p.name for p in (folder / "db").iterdir()) == ["shop.sql.gz", "wiki.sql.gz"]
-    dump = subprocess.run(["gunzip", "-c", str(folder / "db" / "shop.sql.gz")], capture_output=True)
-    assert dump.stdout.decode().splitlines()[0] == "-- MariaDB dump for shop"
+    assert sorted(p.name for p in (folder / "db").iterdir()) == ["shop.sql.zst", "wiki.sql.zst"]
+    dump = unpack(folder / "db" / "shop.sql.zst")
+    assert dump.decode().splitlines()[0] == "-- MariaDB dump for shop"
     sums = parse_sha256sums((folder / "SHA256SUMS").read_text())
-    assert set(sums) == {"MANIFEST.json", "www.tar.gz", "db/shop.sql.gz", "db/wiki.sql.gz"}
+    assert set(sums) == {"MANIFEST.json", "www.tar.zst", "db/shop.sql.zst", "db/wiki.sql.zst"}
 
 
 @pytest.mark.parametrize(
@@ -403,11 +412,13 @@ def test_database_faults(
     assert run(config, now=NIGHT, use_deadline=False).reason == "ok"
 
 
+@pytest.mark.parametrize(("compression", "compressor"), [("zstd", "zstd"), ("gzip", "pigz")])
 def test_failing_compressor_is_caught_like_pipefail(
-    tmp_path: Path, store: FtpStore, certs: Certs, site: Path
+    tmp_path: Path, store: FtpStore, certs: Certs, site: Path, compression: str, compressor: str
 ) -> None:
-    broken = write_exec(tmp_path / "pigz", "#!/bin/bash\ncat > /dev/null\nexit 1\n")
-    config = make_config(tmp_path, store, certs, site, tools={"pigz": str(broken)})
+    broken = write_exec(tmp_path / compressor, "#!/bin/bash\ncat > /dev/null\nexit 1\n")
+    config = make_config(tmp_path, store, certs, site, compression=compression,
+                         tools={compressor: str(broken)})  # fmt: skip
     outcome = run(config, now=NIGHT, use_deadline=False)
     assert outcome.reason == "compress_failed", outcome.message
     assert store.sets() == []

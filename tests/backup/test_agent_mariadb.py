@@ -21,11 +21,11 @@ def test_dumps_restore_tables_views_triggers_events_and_routines(
     outcome = run(config, now=NIGHT, use_deadline=False)
     assert outcome.reason == "ok", outcome.message
     folder = store.home / "2026-11-23"
-    assert sorted(p.name for p in (folder / "db").iterdir()) == ["shop.sql.gz", "wiki.sql.gz"]
-    # Load the customer's way: gunzip into a database of another name.
+    assert sorted(p.name for p in (folder / "db").iterdir()) == ["shop.sql.zst", "wiki.sql.zst"]
+    # Load the customer's way: `zstd -dc` into a database of another name.
     mariadb.sql("DROP DATABASE IF EXISTS restored; CREATE DATABASE restored;")
     dump = subprocess.run(
-        ["gunzip", "-c", str(folder / "db" / "shop.sql.gz")], capture_output=True, check=True
+        ["zstd", "-q", "-dc", str(folder / "db" / "shop.sql.zst")], capture_output=True, check=True
     ).stdout
     mariadb.sql(dump.decode(), database="restored")
     assert mariadb.sql("SELECT id, name, HEX(photo) FROM product ORDER BY id", "restored") == (

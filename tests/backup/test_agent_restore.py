@@ -26,6 +26,8 @@ from tests.backup.conftest import (
     MariaDB,
     make_config,
     need,
+    pack,
+    unpack,
     write_exec,
 )
 from vpsfleet_agents.backup.config import Config
@@ -102,8 +104,12 @@ def test_side_restore_of_all_files_reproduces_the_tree(
 def test_partial_restore_of_one_path_into_a_given_folder(
     tmp_path: Path, store: FtpStore, certs: Certs, site: Path
 ) -> None:
-    config = make_config(tmp_path, store, certs, site, compression="zstd")
-    backed_up(config)
+    # A set made with gzip (an older set, or the offer's before it took zstd) restores by its
+    # files' suffixes, whatever the compression configured today.
+    made = make_config(tmp_path, store, certs, site, compression="gzip")
+    backed_up(made)
+    assert (store.home / SET / "www.tar.gz").is_file()
+    config = dataclasses.replace(made, compression="zstd")
     target = tmp_path / "elsewhere"
     outcome = restore(
         config,
@@ -151,7 +157,7 @@ def test_corrupted_set_is_refused_before_any_change(
     (site / "shop" / "index.php").write_text("current content")
     mariadb.sql("INSERT INTO page VALUES ('Nouvelle');", "wiki")
     live = tree(site)
-    archive = store.home / SET / "www.tar.gz"
+    archive = store.home / SET / "www.tar.zst"
     intact = archive.read_bytes()
     data = bytearray(intact)
     data[len(data) // 2] ^= 0xFF
@@ -159,22 +165,22 @@ def test_corrupted_set_is_refused_before_any_change(
     everything = request(tmp_path, in_place=True, mysql_defaults_file=str(mariadb.root_defaults))
     outcome = restore(config, everything)
     assert (outcome.reason, outcome.exit_code) == ("corrupt", 4)
-    assert "www.tar.gz" in outcome.message and "SHA256SUMS" in outcome.message
+    assert "www.tar.zst" in outcome.message and "SHA256SUMS" in outcome.message
     assert tree(site) == live
     assert mariadb.sql("SELECT title FROM page ORDER BY title", "wiki") == "Accueil\nNouvelle\n"
     assert "wiki_restored" not in mariadb.sql("SHOW DATABASES")
     # A dump that was cut short and compressed again (SHA256SUMS made to match it): the trailer
     # check refuses it, the files are still not touched.
     archive.write_bytes(intact)
-    dump = store.home / SET / "db" / "wiki.sql.gz"
-    text = subprocess.run(["gunzip", "-c", str(dump)], capture_output=True, check=True).stdout
-    dump.write_bytes(subprocess.run(["gzip", "-c"], input=text[: len(text) // 2], capture_output=True).stdout)
+    dump = store.home / SET / "db" / "wiki.sql.zst"
+    text = unpack(dump)
+    dump.write_bytes(pack(text[: len(text) // 2], dump.name))
     sums = (store.home / SET / "SHA256SUMS").read_text().splitlines()
     good = format_sha256sums(
         {
             **{line.split("  ", 1)[1]: line.split("  ", 1)[0] for line in sums},
-            "www.tar.gz": sha256_file(archive),
-            "db/wiki.sql.gz": sha256_file(dump),
+            "www.tar.zst": sha256_file(archive),
+            "db/wiki.sql.zst": sha256_file(dump),
         }
     )
     (store.home / SET / "SHA256SUMS").write_text(good)
@@ -361,11 +367,9 @@ def hostile_set(
     if "source" in payload:
         marker.with_suffix(".sql").write_text(f"SELECT 1; \\! touch {marker}\n")
         payload = payload.replace("{marker}", str(marker.with_suffix(".sql")))
-    dump = store.home / SET / "db" / "wiki.sql.gz"
-    text = subprocess.run(["gunzip", "-c", str(dump)], capture_output=True, check=True).stdout
-    hostile = with_lines_before_trailer(text, payload.format(marker=marker))
-    packed = subprocess.run(["gzip", "-c"], input=hostile, capture_output=True, check=True).stdout
-    rewrite_set_file(store.home / SET, "db/wiki.sql.gz", packed)
+    dump = store.home / SET / "db" / "wiki.sql.zst"
+    hostile = with_lines_before_trailer(unpack(dump), payload.format(marker=marker))
+    rewrite_set_file(store.home / SET, "db/wiki.sql.zst", pack(hostile, dump.name))
     mariadb.sql("INSERT INTO page VALUES ('Vivante');", "wiki")
     return config, marker
 
@@ -398,7 +402,7 @@ def test_hostile_dump_is_refused_and_nothing_runs(
     )
     assert not marker.exists()
     assert (outcome.reason, outcome.exit_code) == ("unsafe_dump", 4), outcome.message
-    assert "db/wiki.sql.gz" in outcome.message and "line" in outcome.message
+    assert "db/wiki.sql.zst" in outcome.message and "line" in outcome.message
     assert_wiki_untouched(mariadb, databases)
     assert tree(site) == live
 

@@ -102,11 +102,11 @@ def test_a_store_down_all_night_is_retried_until_the_hard_stop_only(
 def test_a_failure_of_the_guests_own_making_is_not_retried(
     tmp_path: Path, store: FtpStore, certs: Certs, site: Path
 ) -> None:
-    broken = tmp_path / "pigz"
+    broken = tmp_path / "zstd"
     broken.write_text("#!/bin/sh\nexit 3\n")
     broken.chmod(0o755)
     config = make_config(
-        tmp_path, store, certs, site, tools={"pigz": str(broken)}, retry={"attempts": 5, "backoff_seconds": 1}
+        tmp_path, store, certs, site, tools={"zstd": str(broken)}, retry={"attempts": 5, "backoff_seconds": 1}
     )
     waits: list[float] = []
     outcome = run_night(config, now=NIGHT, deadline=hard_stop_in(120), wait=waits.append)

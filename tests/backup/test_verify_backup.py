@@ -34,6 +34,7 @@ from tests.backup.conftest import (
     MariaDB,
     make_config,
     need,
+    unpack,
 )
 from vpsfleet_agents.backup.restore import decompressor
 from vpsfleet_agents.backup.run import run
@@ -52,7 +53,7 @@ RUN_AS = "nobody"
 
 @pytest.fixture(autouse=True)
 def _tools(built: None) -> None:
-    need("lftp", "tar", "pigz", "sha256sum", "mariadbd", "mariadb-install-db", "setpriv")
+    need("lftp", "tar", "pigz", "zstd", "sha256sum", "mariadbd", "mariadb-install-db", "setpriv")
 
 
 @pytest.fixture
@@ -98,26 +99,32 @@ def reader(store: FtpStore) -> None:
         store._handler.authorizer.add_user("c1", PASSWORD, str(store.root / "c1"), perm="elr")
 
 
-def publish(tmp_path: Path, store: FtpStore, certs: Certs, site: Path, mariadb: MariaDB) -> None:
+def publish(
+    tmp_path: Path, store: FtpStore, certs: Certs, site: Path, mariadb: MariaDB, compression: str = "zstd"
+) -> None:
     reader(store)
     config = make_config(tmp_path, store, certs, site,
-        databases="all", mysql_defaults_file=str(mariadb.backup_defaults),
+        databases="all", mysql_defaults_file=str(mariadb.backup_defaults), compression=compression,
     )  # fmt: skip
     assert run(config, now=NIGHT, use_deadline=False).reason == "ok"
 
 
+# zstd: the fleet's default; gzip: an offer that keeps it, and every set made before zstd was
+# the default (the verifier reads each file by its suffix, whatever the compression of the day).
+@pytest.mark.parametrize(("compression", "ext"), [("zstd", ".zst"), ("gzip", ".gz")])
 def test_good_set_passes_then_damage_fails(
     tmp_path: Path, store: FtpStore, certs: Certs, site: Path, mariadb: MariaDB,
-    outside: Path,
+    outside: Path, compression: str, ext: str,
 ) -> None:  # fmt: skip
     reader(store)
     code, result = verify(tmp_path, store, certs, outside)
     assert code == 3 and result["no_set"] is True
-    publish(tmp_path, store, certs, site, mariadb)
+    publish(tmp_path, store, certs, site, mariadb, compression)
     code, result = verify(tmp_path, store, certs, outside)
     assert (code, result["ok"]) == (0, True), result["reasons"]
     assert result["set"] == SET
-    assert sorted(c["file"] for c in result["checked"]) == ["db/shop.sql.gz", "db/wiki.sql.gz", "www.tar.gz"]
+    checked = sorted(c["file"] for c in result["checked"])
+    assert checked == [f"db/shop.sql{ext}", f"db/wiki.sql{ext}", f"www.tar{ext}"]
     assert result["sandbox"]["user"] == RUN_AS
     namespaces = subprocess.run(["unshare", "--net", "true"], check=False).returncode == 0
     assert result["sandbox"]["network_namespace"] is namespaces  # auto: where the host allows one
@@ -127,23 +134,23 @@ def test_good_set_passes_then_damage_fails(
     assert not list((outside / "scratch").iterdir())  # and the scratch datadirs
     assert oct((outside / "scratch").stat().st_mode & 0o7777) == "0o710"
     # A flipped byte in the archive.
-    archive = store.home / SET / "www.tar.gz"
+    archive = store.home / SET / f"www.tar{ext}"
     intact = archive.read_bytes()
     damaged = bytearray(intact)
     damaged[len(damaged) // 2] ^= 0x01
     archive.write_bytes(bytes(damaged))
     code, result = verify(tmp_path, store, certs, outside)
     assert code == 1 and result["ok"] is False
-    assert any(r.startswith("sha256sum -c") and "www.tar.gz" in r for r in result["reasons"])
+    assert any(r.startswith("sha256sum -c") and f"www.tar{ext}" in r for r in result["reasons"])
     assert success_metric(tmp_path) == passed  # the last success is kept
     archive.write_bytes(intact)
     # A dump cut short.
-    dump = store.home / SET / "db" / "shop.sql.gz"
+    dump = store.home / SET / "db" / f"shop.sql{ext}"
     dump.write_bytes(dump.read_bytes()[: dump.stat().st_size // 2])
     code, result = verify(tmp_path, store, certs, outside)
     assert code == 1
-    assert any("db/shop.sql.gz" in r and "Dump completed" in r for r in result["reasons"])
-    assert {c["file"]: c["ok"] for c in result["checked"]}["db/wiki.sql.gz"] is True
+    assert any(f"db/shop.sql{ext}" in r and "Dump completed" in r for r in result["reasons"])
+    assert {c["file"]: c["ok"] for c in result["checked"]}[f"db/wiki.sql{ext}"] is True
 
 
 def hostile_payloads(markers: Path) -> dict[str, str]:
@@ -186,8 +193,9 @@ def test_hostile_dumps_are_refused_and_nothing_runs(
 ) -> None:  # fmt: skip
     publish(tmp_path, store, certs, site, mariadb)
     folder = store.home / SET
-    good = gzip.decompress((folder / "db" / "shop.sql.gz").read_bytes())
+    good = unpack(folder / "db" / "shop.sql.zst")
     markers = outside / "markers"
+    # The hostile dumps in gzip beside the set's zstd ones: each file is read by its suffix.
     for name, payload in hostile_payloads(markers).items():
         (folder / "db" / f"evil-{name}.sql.gz").write_bytes(gzip.compress(with_payload(good, payload)))
     rewrite_sums(folder)  # the checksums match: only the dumps' content is hostile
@@ -196,7 +204,7 @@ def test_hostile_dumps_are_refused_and_nothing_runs(
     assert code == 1 and result["ok"] is False
     assert result["sandbox"]["network_namespace"] is False
     checked = {c["file"]: c["ok"] for c in result["checked"]}
-    assert checked["db/shop.sql.gz"] is True and checked["db/wiki.sql.gz"] is True
+    assert checked["db/shop.sql.zst"] is True and checked["db/wiki.sql.zst"] is True
     for name in hostile_payloads(markers):
         assert checked[f"db/evil-{name}.sql.gz"] is False
         reason = next(r for r in result["reasons"] if f"evil-{name}" in r)

@@ -2,7 +2,9 @@
 
 One set per night on the offsite FTP store, in a folder a customer opens with ordinary tools:
 
-    /<customer>/<guest>/<YYYY-MM-DD>/www.tar.gz, db/<name>.sql.gz, MANIFEST.json, SHA256SUMS
+    /<customer>/<guest>/<YYYY-MM-DD>/www.tar.zst, db/<name>.sql.zst, MANIFEST.json, SHA256SUMS
+
+(`.gz` instead of `.zst` where the offer keeps gzip; older sets may be either.)
 
 The store chroots the guest's write account into `/<customer>/<guest>/`, so the agent works in
 its home folder. Publishing is driven by this client, because a killed upload can look complete

@@ -52,7 +52,7 @@ class Config:
     excludes: tuple[str, ...] = ()
     databases: str | tuple[str, ...] = "all"  # "all", "none" or a list of names
     mysql_defaults_file: str | None = None
-    compression: str = "gzip"
+    compression: str = "zstd"  # the fleet's default; an offer may keep gzip
     deadline: str | None = "02:55"
     # The window's start: a run started between it and the deadline is the night's run, which
     # retries; a run on request outside the window makes one attempt.
@@ -122,7 +122,7 @@ def parse_config(data: dict[str, Any]) -> Config:
         values["databases"] = tuple(str(d) for d in databases)
     elif databases not in ("all", "none"):
         raise ConfigError(f"databases: expected 'all', 'none' or a list, got {databases!r}")
-    if data.get("compression", "gzip") not in ("gzip", "zstd"):
+    if data.get("compression", "zstd") not in ("gzip", "zstd"):
         raise ConfigError(f"compression: expected gzip or zstd, got {data['compression']!r}")
     deadline = data.get("deadline", "02:55")
     if deadline is not None and not re.fullmatch(r"([01][0-9]|2[0-3]):[0-5][0-9]", str(deadline)):

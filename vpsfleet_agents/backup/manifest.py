@@ -25,6 +25,8 @@ def build_manifest(
     """What the set holds and how to restore it, for a person as much as for a program."""
     ext = ".gz" if config.compression == "gzip" else ".zst"
     unpack = "gunzip -c" if config.compression == "gzip" else "zstd -dc"
+    # Through a pipe: any tar reads it (the tar of macOS, for one, has no zstd of its own).
+    files = f"{unpack} www.tar{ext} | tar -xf - -C /   (or -C /some/folder to look first)"
     return {
         "format": MANIFEST_FORMAT,
         "customer": config.customer,
@@ -45,7 +47,7 @@ def build_manifest(
         "warnings": list(warnings),
         "restore": {
             "check": "sha256sum -c SHA256SUMS",
-            "files": f"tar -xf www.tar{ext} -C /   (or -C /some/folder to look first)",
+            "files": files,
             "database": f"{unpack} db/NAME.sql{ext} | mariadb --sandbox NAME   (create NAME first)",
         },
     }

@@ -70,7 +70,8 @@ description:
     the policy's C(dedicated_delivery_days)) and C(delivered_on) (null until delivered). The
     operators and the relay role C(common) reads are in C(vpsfleet_provider), as on every host."
   - "A guest's C(vpsfleet_backup) holds C(enabled), its scope (C(paths), C(databases)), its
-    C(store) (the backup store section, or null), C(compression), C(retention_days) and
+    C(store) (the backup store section, or null), C(compression) (the offer's
+    C(backup_compression), else the policy's), C(retention_days) and
     C(retention_minimum_sets) (the minimum count of good sets a retention rule never goes below),
     C(restores_per_month) (the restore allowance), and the start time the backup planner gives
     it (C(start), C(HH:MM) inside the window, and C(fits), false when the night's plan cannot
@@ -462,7 +463,8 @@ class InventoryModule(BaseInventoryPlugin, Constructable):  # type: ignore[misc]
                 "paths": fleet.backup_paths(guest),
                 "databases": guest.backup.databases,
                 "store": _plain(store) if store is not None else None,
-                "compression": fleet.policy.backup.compression,
+                # The offer's own choice (an offer may keep gzip), else the policy's.
+                "compression": offer.backup_compression or fleet.policy.backup.compression,
                 "retention_days": offer.backup_retention_days,
                 "retention_minimum_sets": fleet.policy.backup.retention_minimum_sets,
                 "restores_per_month": offer.restores_per_month,
