@@ -10,8 +10,10 @@
 #   5. lab.yml (the sink, the lab's apt repository, demo data, then site.yml, then the managed
 #      guests' nightly security upgrade now) is applied over SSH through ansible-runner, then new
 #      unmanaged guests are handed over (playbooks/handover.yml: the provider is locked out);
-#   6. runs a backup of the managed guests and verifies it;  7. prints what runs where and how to
-#      reach it.
+#   6. runs a backup of the managed guests and verifies it;  7. shows the monitor at work: its
+#      targets up, one outage (a guest's address black-holed in the lab's router for a moment)
+#      fired and resolved as ticket mails in the sink, and the month's SLA report and chart
+#      (python -m vpsfleet.lab_monitor);  8. prints what runs where and how to reach it.
 # Running it again only starts what is missing and re-applies site.yml (which changes nothing).
 # scripts/lab-down.sh removes everything it made.
 # Its Python steps (the plan from the fleet file, ansible-runner, the verification's summary)
@@ -122,6 +124,13 @@ all:
 unmanaged:
   vars:
     ansible_ssh_private_key_file: $handover_key  # until the hand-over removes it
+monitors:
+  vars:
+    # The lab's alert demo below waits for a ticket and its resolution: shorter delays than
+    # production's (role monitor's defaults), the rules and routes are the same.
+    monitor_alert_for_probe_down: 30s
+    monitor_group_wait: 10s
+    monitor_group_interval: 15s
 mail_sinks:
   hosts:
     mailsink:
@@ -154,6 +163,18 @@ for store in "${stores[@]}"; do
   in_lab ssh -i "$key" -o UserKnownHostsFile="$lab_dir/ssh/known_hosts" "root@$ipv4" \
     "find /srv/vpsfleet-backup -mindepth 3 -maxdepth 3 -type d -not -path '*/.vpsfleet/*' -printf '    %P\n'" | sort
 done
+
+step "the monitor: its targets, one alert fired and resolved as a ticket mail, the month's SLA report"
+# Prometheus listens on the monitor's loopback: reached through SSH, as an operator does.
+IFS=: read -r _ monitor_ipv4 _ <<<"${monitors[0]}"
+tunnel="$lab_dir/ssh/cp/prometheus"
+in_lab ssh -i "$key" -o UserKnownHostsFile="$lab_dir/ssh/known_hosts" -o ExitOnForwardFailure=yes \
+  -M -S "$tunnel" -f -N -L 127.0.0.1:19090:127.0.0.1:9090 "root@$monitor_ipv4"
+demo=0
+in_lab python -m vpsfleet.lab_monitor demo inventories/lab/fleet.yml --prometheus http://127.0.0.1:19090 \
+  --sink "$sink_ipv4" --ssh-key "$key" --known-hosts "$lab_dir/ssh/known_hosts" --out "$lab_dir/sla" || demo=$?
+in_lab ssh -S "$tunnel" -O exit "root@$monitor_ipv4" 2>/dev/null || true
+((demo == 0)) || exit "$demo"
 
 step "the lab"
 printf '%-12s %-16s %-18s %-9s %s\n' NAME IPV4 OFFER STATE "HOW TO REACH IT"

@@ -3,7 +3,8 @@
 The provider has no attribute for an interface's nwfilter reference, its bandwidth or its host
 side name, so the XSLT adds them to the interface that carries the guest's MAC. It runs once, at
 creation, through `xsltproc` on the machine running `pulumi up`; the provider never reads back
-what it added, so live bandwidth changes (the host's quota job, `vpsfleet_agents/traffic`, docs/traffic-quota.md) are no drift.
+what it added, so live bandwidth changes (the host's quota job, `vpsfleet_agents/traffic`,
+docs/traffic-quota.md) are no drift.
 """
 
 from __future__ import annotations

@@ -253,6 +253,8 @@ def test_lab_monitor_watches_managed_exporters_and_pings_every_active_guest(
         ("alpha-web", "guest", "c-alpha", "198.51.100.10"),
         ("bravo-dev", "guest", "c-bravo", "198.51.100.13"),
         ("bravo-vps", "guest", "c-bravo", "198.51.100.12"),
+        # the delivered dedicated server (M26); the pending one is not the customer's yet
+        ("alpha-dedi", "server", "c-alpha", "198.51.100.20"),
     }
     # Only monitors carry them.
     assert "vpsfleet_monitor_targets" not in hostvars(inventory_of("lab"), "alpha-web")
@@ -301,11 +303,13 @@ def lab_variant(tmp_path: Path, edit: Callable[[str], str]) -> Path:
     return source
 
 
-def test_lab_dedicated_server_is_pending_and_in_no_guest_group(inventory_of: Inventory) -> None:
+def test_lab_dedicated_servers_are_pending_or_delivered_and_in_no_guest_group(
+    inventory_of: Inventory,
+) -> None:
     inv = inventory_of("lab")
-    assert members(inv, "dedicated") == {"bravo-dedi"}
+    assert members(inv, "dedicated") == {"bravo-dedi", "alpha-dedi"}
     assert members(inv, "dedicated_pending") == {"bravo-dedi"}
-    assert members(inv, "dedicated_delivered") == set()
+    assert members(inv, "dedicated_delivered") == {"alpha-dedi"}
     assert set(inv["dedicated"]["children"]) == {"dedicated_pending", "dedicated_delivered"}
     for group in ("dc_lab_a", "customer_c_bravo", "offer_dedicated"):
         assert "bravo-dedi" in members(inv, group), group
@@ -373,7 +377,7 @@ def test_a_delivered_server_is_in_dedicated_delivered_only(tmp_path: Path) -> No
     source = lab_variant(tmp_path, lambda text: text.replace(
         "    paid_on: 2026-12-01", "    paid_on: 2026-12-01\n    delivered_on: 2026-12-04"))
     inv = inventory_json(source)
-    assert members(inv, "dedicated_delivered") == {"bravo-dedi"}
+    assert members(inv, "dedicated_delivered") == {"bravo-dedi", "alpha-dedi"}
     assert members(inv, "dedicated_pending") == set()
     delivery = hostvars(inv, "bravo-dedi")["vpsfleet_delivery"]
     assert delivery["delivered"] is True and delivery["delivered_on"] == "2026-12-04"
@@ -425,7 +429,7 @@ def test_constructed_options_apply_to_dedicated_servers(tmp_path: Path) -> None:
     assert server["public_ipv4"] == "198.51.100.4"
     assert server["delivery_due"] == "2026-12-08"
     assert "delivery_due" not in hostvars(inv, "alpha-web")  # not strict: skipped for guests
-    assert members(inv, "kind_dedicated") == {"bravo-dedi"}
+    assert members(inv, "kind_dedicated") == {"bravo-dedi", "alpha-dedi"}
     assert members(inv, "kind_managed_vps") == {"alpha-web", "alpha-app"}
     assert members(inv, "to_deliver") == {"bravo-dedi"}
     assert members(inv, "english_customers") == {"bravo-vps", "bravo-dev", "bravo-dedi"}
@@ -494,7 +498,7 @@ def test_keyed_groups_group_hosts_by_a_variables_value(tmp_path: Path) -> None:
     inv = constructed_list(source)
     assert members(inv, "plan_vps_m") == {"alpha-web"}
     assert members(inv, "plan_vps_s") == {"alpha-app", "bravo-vps", "bravo-dev"}
-    assert members(inv, "lang_fr") == {"alpha-web", "alpha-app"}
+    assert members(inv, "lang_fr") == {"alpha-web", "alpha-app", "alpha-dedi"}
     assert members(inv, "lang_en") == {"bravo-vps", "bravo-dev", "bravo-dedi"}
     assert set(inv["customers_by_language"]["children"]) == {"lang_fr", "lang_en"}
     # Every lab guest's datacenter is kept by labstore1 (with or without the backup service).
@@ -511,7 +515,7 @@ def test_groups_add_hosts_whose_condition_holds(tmp_path: Path) -> None:
         "  lab_infrastructure: vpsfleet_datacenter == 'lab-b'\n",
     )
     inv = constructed_list(source)
-    assert members(inv, "french_customers") == {"alpha-web", "alpha-app"}
+    assert members(inv, "french_customers") == {"alpha-web", "alpha-app", "alpha-dedi"}
     assert members(inv, "lab_infrastructure") == {"labstore1", "labmon1"}
     # Every lab backup fits in the night: the group exists in no host's list.
     assert members(inv, "backup_late") == set()
@@ -571,6 +575,6 @@ def test_the_documented_example_works_on_the_lab(tmp_path: Path) -> None:
     assert members(inv, "plan_vps_m") == {"alpha-web"}
     assert members(inv, "store_labstore1") == members(inv, "guests")
     assert "store_labstore1" in inv["stores_of_guests"]["children"]
-    assert members(inv, "french_customers") == {"alpha-web", "alpha-app"}
+    assert members(inv, "french_customers") == {"alpha-web", "alpha-app", "alpha-dedi"}
     assert members(inv, "due_2026_12_08") == {"bravo-dedi"}
     assert "due_2026_12_08" in inv["dedicated_by_due_date"]["children"]

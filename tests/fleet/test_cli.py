@@ -49,11 +49,13 @@ def test_show_gives_host_capacity_guests_and_free_addresses() -> None:
     out = result.stdout
     assert "labhv1  lab-a  qemu  4       5/8 (62%)  5120/12288 (42%)  100/200 (50%)" in out
     assert "alpha-web  198.51.100.10  labhv1  lab-a  vps-m  managed" in out
-    # 254 host addresses - gateway - 2 reserved = 251 usable, 4 guests and a dedicated server:
-    # 246 free.
-    assert "lab-public   lab-a  198.51.100.0/24  198.51.100.1  251     5     0            246" in out
-    # The lab's dedicated server, paid on 2026-12-01 and not yet delivered (M12).
-    assert "bravo-dedi  198.51.100.4  lab-a  c-bravo   due 2026-12-08" in out
+    # 254 host addresses - gateway - 2 reserved = 251 usable, 4 guests and two dedicated
+    # servers: 245 free.
+    assert "lab-public   lab-a  198.51.100.0/24  198.51.100.1  251     6     0            245" in out
+    # The lab's dedicated servers: one paid on 2026-12-01 and not yet delivered, one delivered
+    # three days before it was due (M12).
+    assert "bravo-dedi  198.51.100.4   lab-a  c-bravo   due 2026-12-08" in out
+    assert "alpha-dedi  198.51.100.20  lab-a  c-alpha   delivered 2026-11-06" in out
 
 
 def test_show_flags_an_overdue_dedicated_server() -> None:

@@ -23,11 +23,16 @@ def test_lab_has_one_host_managed_and_unmanaged_guests_a_database_and_an_offsite
     assert all(s.datacenter not in guest_dcs for s in fleet.backup_stores)
 
 
-def test_lab_has_one_dedicated_server_not_yet_delivered_in_the_guests_pool() -> None:
-    """M12: the lab installs it (site.yml's pending servers) as a container beside the guests."""
+def test_lab_has_a_dedicated_server_pending_and_one_delivered_in_the_guests_pool() -> None:
+    """M12: the lab installs the pending one (site.yml's pending servers) and hands the delivered
+    one over (handover.yml), as containers beside the guests."""
     fleet = load_fleet(REPO / "inventories/lab/fleet.yml", today=TODAY)
-    [server] = fleet.dedicated_servers
-    assert server.delivered_on is None and server.ipv4 is not None
+    [delivered] = [s for s in fleet.dedicated_servers if s.delivered_on is not None]
+    assert delivered.delivered_on is not None
+    assert delivered.delivered_on <= fleet.dedicated_due_on(delivered)  # on time (M12)
+    [server] = [s for s in fleet.dedicated_servers if s.delivered_on is None]
+    assert server.ipv4 is not None and delivered.ipv4 is not None
+    assert server.customer != delivered.customer
     assert fleet.customer(server.customer) is not None
     offer = fleet.offer(server.offer)
     assert offer is not None and offer.kind is OfferKind.DEDICATED and not offer.backup

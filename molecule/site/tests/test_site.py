@@ -104,6 +104,29 @@ def test_the_dedicated_server_is_the_providers_until_its_delivery():
         assert ssh_as_root(server.name, "ops").returncode == 0
 
 
+def test_a_delivered_dedicated_server_is_configured_then_the_customers_alone():
+    """M12, M13: installed with the operators' keys, configured by the hand-over (base role,
+    connection logs kept a year, M17), then root is the customer's keys alone."""
+    delivered = [s for s in FLEET.dedicated_servers if s.ipv4 is not None and s.delivered_on is not None]
+    assert delivered, "the lab fleet has a delivered dedicated server"
+    customer_key = (KEYS / "customer.pub").read_text().strip()
+    for server in delivered:
+        host = customer_host(server.name)
+        assert host.check_output("hostname") == server.name
+        root_keys = [line for line in host.file("/root/.ssh/authorized_keys").content_string.splitlines()
+                     if line.strip()]
+        assert root_keys == [customer_key]
+        for operator in FLEET.provider.operators:
+            assert not host.user(operator.name).exists
+        assert not host.file("/etc/sudoers.d/vpsfleet-operators").exists
+        assert host.file("/etc/ssh/sshd_config.d/00-vpsfleet.conf").exists
+        assert host.file("/etc/systemd/journald.conf.d/60-vpsfleet-retention.conf").exists
+        # No provider agent: the offer has no backup service and the provider does not monitor
+        # inside a customer's machine (the monitor PINGs it from outside, M26).
+        assert not host.file("/usr/local/sbin/vpsfleet-backup").exists
+        assert not host.service("prometheus-node-exporter").is_running
+
+
 def test_managed_guests_export_metrics_to_the_monitor_only():
     managed = [g for g in GUESTS if FLEET.offer(g.offer).root == "provider"]
     monitors = {str(m.address) for m in FLEET.monitors}
