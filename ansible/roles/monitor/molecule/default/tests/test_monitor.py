@@ -77,7 +77,7 @@ def test_every_target_is_up(host: Any) -> None:
 
     active = wait_for(all_up, 90, "every target up")
     jobs = sorted(t["labels"]["job"] for t in active)
-    assert jobs == ["alertmanager", "blackbox", "node", "prometheus", "sla_icmp", "sla_icmp"]
+    assert jobs == ["alertmanager", "blackbox", "monitor_node", "node", "prometheus", "sla_icmp", "sla_icmp"]
 
 
 def test_the_sla_series_are_labelled_as_the_report_reads_them(host: Any) -> None:
