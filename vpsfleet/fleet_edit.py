@@ -92,12 +92,7 @@ def _split_comment(item: CommentedMap, key: str) -> tuple[Any, str, str] | None:
 
 
 def _set_comment(item: CommentedMap, key: str, template: Any, own: str, following: str) -> None:
-    if not own and not following:
-        item.ca.items.pop(key, None)
-        return
-    token = copy.copy(template)
-    token.value = own + "\n" + following
-    item.ca.items[key] = [None, None, token, None]
+    _set_comment_any(item, key, template, own, following)
 
 
 def insert_after(item: CommentedMap, anchor: str, pairs: list[tuple[str, Any]]) -> None:

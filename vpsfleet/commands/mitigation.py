@@ -9,9 +9,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from vpsfleet.commands.operations import instant
-from vpsfleet.environments import display_path, fleet_path
-from vpsfleet.loader import FleetInvalid
+from vpsfleet.commands.operations import apply_edit, instant
+from vpsfleet.environments import fleet_path
 from vpsfleet.mitigation import MitigationRefused, iso, start, stop
 from vpsfleet.mitigation_hook import HookError, open_change, parse_notification
 
@@ -59,17 +58,7 @@ def _now(args: argparse.Namespace) -> dt.datetime:
 
 
 def _edit(args: argparse.Namespace, action: Any) -> int:
-    path = fleet_path(args.env)
-    try:
-        message = action(path)
-    except FleetInvalid as err:
-        raise FleetInvalid(display_path(path), err.problems) from None
-    except MitigationRefused as err:
-        print(f"vpsfleet: {err}; {display_path(path)} is unchanged", file=sys.stderr)
-        return 1
-    print(f"{args.guest}: {message} in {display_path(path)}; commit it for review, "
-          "then `pulumi up` applies it")
-    return 0
+    return apply_edit(args, action, refused=(MitigationRefused,))
 
 
 def run_start(args: argparse.Namespace) -> int:

@@ -256,13 +256,16 @@ def register(subparsers: Any) -> None:
     susp.add_argument("--reason", default="", help="kept as a comment on the guest's state")
 
 
-def _apply(args: argparse.Namespace, action: Any) -> int:
+def apply_edit(args: argparse.Namespace, action: Any,
+               refused: tuple[type[Exception], ...] = (OperationRefused,)) -> int:
+    """Runs one fleet edit of a guest (args.env, args.guest) and says what it did, or why it
+    refused with the file unchanged (exit 1). Shared by every operation command."""
     path = fleet_path(args.env)
     try:
         message = action(path)
     except FleetInvalid as err:
         raise FleetInvalid(display_path(path), err.problems) from None
-    except OperationRefused as err:
+    except refused as err:
         print(f"vpsfleet: {err}; {display_path(path)} is unchanged", file=sys.stderr)
         return 1
     print(f"{args.guest}: {message} in {display_path(path)}; commit it for review, "
@@ -277,7 +280,7 @@ def run_smtp_block(args: argparse.Namespace) -> int:
         until = done["until"]
         end = f"until {until:%Y-%m-%dT%H:%M:%SZ}" if until else "with no end (lift with --force)"
         return f"SMTP block number {done['number']} {end}"
-    return _apply(args, act)
+    return apply_edit(args, act)
 
 
 def run_smtp_unblock(args: argparse.Namespace) -> int:
@@ -285,21 +288,21 @@ def run_smtp_unblock(args: argparse.Namespace) -> int:
         number = smtp_unblock(path, args.guest, reason=args.reason, force=args.force,
                               now=_now(args.now))
         return f"SMTP block number {number} lifted"
-    return _apply(args, act)
+    return apply_edit(args, act)
 
 
 def run_suspend(args: argparse.Namespace) -> int:
     def act(path: Path) -> str:
         suspend(path, args.guest, reason=args.reason, today=_now(args.now).date())
         return "suspended (the VM keeps running; only the management path stays open)"
-    return _apply(args, act)
+    return apply_edit(args, act)
 
 
 def run_resume(args: argparse.Namespace) -> int:
     def act(path: Path) -> str:
         resume(path, args.guest, today=_now(args.now).date())
         return "resumed"
-    return _apply(args, act)
+    return apply_edit(args, act)
 
 
 def run_resize(args: argparse.Namespace) -> int:
@@ -312,7 +315,7 @@ def run_resize(args: argparse.Namespace) -> int:
                          f"`virsh blockresize {args.guest} vda {done['disk_gb']}G` on its host, "
                          "then grow the partition and file system inside the guest")
         return f"moved to plan {args.plan}: " + "; ".join(steps)
-    return _apply(args, act)
+    return apply_edit(args, act)
 
 
 def run_terminate(args: argparse.Namespace) -> int:
@@ -321,4 +324,4 @@ def run_terminate(args: argparse.Namespace) -> int:
         held = f"; {address} quarantined" if address else ""
         return (f"terminated{held}. Its volume is protected: `pulumi state unprotect` it "
                 "(see the stack output terminated_volumes) before `pulumi up` deletes it")
-    return _apply(args, act)
+    return apply_edit(args, act)
