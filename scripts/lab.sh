@@ -75,6 +75,18 @@ for pool in "${pools[@]}"; do
     echo "  network vpsfleet-lab-$name: $network, gateway $gateway"
   fi
 done
+# The pools route to each other without NAT, as in production: the monitor must see each guest
+# at its own address (the node exporters' firewall admits the monitor's; the connection logs are
+# filed by sender address). podman masquerades what leaves its network: these rules come first.
+for from in "${pools[@]}"; do
+  IFS=: read -r _ from_net _ <<<"$from"
+  for to in "${pools[@]}"; do
+    IFS=: read -r _ to_net _ <<<"$to"
+    [[ "$from_net" == "$to_net" ]] && continue
+    in_lab iptables -t nat -C POSTROUTING -s "$from_net" -d "$to_net" -j ACCEPT 2>/dev/null ||
+      in_lab iptables -t nat -I POSTROUTING 1 -s "$from_net" -d "$to_net" -j ACCEPT
+  done
+done
 
 step "cloud-init seeds (the Pulumi program's code, with the lab's keys)"
 PYTHONPATH="$root/pulumi" python -m vpsfleet_infra.nocloud lab-seeds inventories/lab/fleet.yml \
@@ -97,12 +109,10 @@ start_container() {
 }
 
 step "containers"
-new_unmanaged=()
 for guest in "${guests[@]}" "${stores[@]}" "${monitors[@]}" "mailsink:$sink_ipv4:$sink_pool:provider:lab"; do
   IFS=: read -r name ipv4 pool who offer <<<"$guest"
   if [[ "$(start_container "lab-$name" "$name" "$pool" "$ipv4")" == new ]]; then
     echo "  lab-$name: created at $ipv4"
-    [[ "$who" == customer ]] && new_unmanaged+=("$name")
   fi
 done
 
@@ -147,11 +157,11 @@ step "applying site.yml (ansible-runner, over SSH)"
 run_playbook lab.yml
 step "the managed guests' nightly security upgrade, run now (M14): what was patched, where the notice is"
 python -m vpsfleet.lab_patching summary "$root/artifacts/upgrade-now"
-# After site.yml: the backup annex of an unmanaged guest reads its store's certificate.
-if ((${#new_unmanaged[@]})); then
-  step "handing over to their customers: ${new_unmanaged[*]}"
-  run_playbook handover.yml "$(IFS=,; echo "${new_unmanaged[*]}")"
-fi
+# After site.yml: the backup annex of an unmanaged guest reads its store's certificate. Every
+# run: a machine already handed over refuses the provider's keys and is left alone, and one
+# that an interrupted run left un-handed-over is handed over now.
+step "handing over to their customers: unmanaged guests and delivered dedicated servers"
+run_playbook handover.yml
 
 step "a backup now on the guests with a database, then its verification (as each night)"
 run_playbook backup-now.yml "backup_clients:&managed"

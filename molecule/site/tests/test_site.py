@@ -105,8 +105,9 @@ def test_the_dedicated_server_is_the_providers_until_its_delivery():
 
 
 def test_a_delivered_dedicated_server_is_configured_then_the_customers_alone():
-    """M12, M13: installed with the operators' keys, configured by the hand-over (base role,
-    connection logs kept a year, M17), then root is the customer's keys alone."""
+    """M12, M13: installed with the operators' keys, configured by the hand-over (the base role's
+    SSH hardening), then root is the customer's keys alone. Its logs are the customer's: the
+    provider's year-long retention (M17) is for the machines it administers."""
     delivered = [s for s in FLEET.dedicated_servers if s.ipv4 is not None and s.delivered_on is not None]
     assert delivered, "the lab fleet has a delivered dedicated server"
     customer_key = (KEYS / "customer.pub").read_text().strip()
@@ -120,7 +121,6 @@ def test_a_delivered_dedicated_server_is_configured_then_the_customers_alone():
             assert not host.user(operator.name).exists
         assert not host.file("/etc/sudoers.d/vpsfleet-operators").exists
         assert host.file("/etc/ssh/sshd_config.d/00-vpsfleet.conf").exists
-        assert host.file("/etc/systemd/journald.conf.d/60-vpsfleet-retention.conf").exists
         # No provider agent: the offer has no backup service and the provider does not monitor
         # inside a customer's machine (the monitor PINGs it from outside, M26).
         assert not host.file("/usr/local/sbin/vpsfleet-backup").exists
