@@ -122,9 +122,10 @@ def test_a_delivered_dedicated_server_is_configured_then_the_customers_alone():
         assert not host.file("/etc/sudoers.d/vpsfleet-operators").exists
         assert host.file("/etc/ssh/sshd_config.d/00-vpsfleet.conf").exists
         # No provider agent: the offer has no backup service and the provider does not monitor
-        # inside a customer's machine (the monitor PINGs it from outside, M26).
+        # inside a customer's machine (the monitor PINGs it from outside, M26). The image's own
+        # node exporter may run; role monitoring_agent's firewall for the monitor is not there.
         assert not host.file("/usr/local/sbin/vpsfleet-backup").exists
-        assert not host.service("prometheus-node-exporter").is_running
+        assert not host.file("/etc/nftables.d/vpsfleet-node-exporter.nft").exists
 
 
 def test_managed_guests_export_metrics_to_the_monitor_only():
