@@ -92,7 +92,7 @@ def _managed(fleet: Fleet, guest: Guest | None) -> bool:
 
 
 def _access_codes(fleet: Fleet, subject: Subject, change: Change,
-                  password: Callable[[], str]) -> dict[str, Any]:
+                  seed: Callable[[], str]) -> dict[str, Any]:
     guest = subject.guest
     plan = fleet.plan(guest.plan) if guest else None
     managed = _managed(fleet, guest)
@@ -100,7 +100,7 @@ def _access_codes(fleet: Fleet, subject: Subject, change: Change,
         "managed": managed,
         # Unmanaged: the hand-over locks root's password (role common), only keys remain.
         "console_user": MANAGED_CONSOLE_USER if managed else None,
-        "password": initial_password(password(), fleet.environment, subject.machine)
+        "password": initial_password(seed(), fleet.environment, subject.machine)
         if managed else None,
         "ssh_user": subject.customer.id if managed else "root",
         "keys": _keys(subject.customer),
@@ -190,12 +190,13 @@ def _plan_change(fleet: Fleet, subject: Subject, change: Change) -> dict[str, An
     }
 
 
-def context(kind: str, fleet: Fleet, change: Change, password: Callable[[], str]) -> dict[str, Any]:
-    """Every fact the notice of `kind` about `change` needs."""
+def context(kind: str, fleet: Fleet, change: Change, seed: Callable[[], str]) -> dict[str, Any]:
+    """Every fact the notice of `kind` about `change` needs. `seed` gives the stack's password
+    seed, asked for only by the access codes of a managed VPS."""
     subject = subject_of(fleet, change)
     facts = _common(fleet, subject, change)
     if kind == "access_codes":
-        facts.update(_access_codes(fleet, subject, change, password))
+        facts.update(_access_codes(fleet, subject, change, seed))
     elif kind == "smtp_block":
         facts.update(_smtp_block(fleet, subject, change))
     elif kind in ("network_cut", "resume"):

@@ -5,8 +5,8 @@
 
 The fleet is docs/notices/sample-fleet.yml, the state after one merge; the state before it is
 derived here, one edit per kind, and the notices are those the deploy plan of that merge names,
-through the same code as a deploy (changes, plan, facts, templates). The password shown is
-derived from a published sample seed: it opens nothing.
+through the same code as a deploy (changes, plan, facts, templates). The access codes show a
+placeholder where the mail carries the initial password.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from vpsfleet.schema import GuestState
 
 NOW = dt.datetime(2026, 11, 23, 12, 0, tzinfo=dt.UTC)
 SAMPLE_SEED = "sample-seed-published-in-docs-opens-nothing"
+SAMPLE_PASSWORD = "(the initial password, 20 characters)"
 FLEET = Path("docs/notices/sample-fleet.yml")
 
 # What the merge changed, undone: guest name -> the fields it had before.
@@ -70,6 +71,10 @@ def samples(fleet_path: Path) -> dict[str, str]:
     files: dict[str, str] = {}
     for notice in plan.notices:
         facts = context(notice.kind, after, change_for(plan, notice), lambda: SAMPLE_SEED)
+        if facts.get("password"):
+            # A password-like string in the repository reads as a leaked secret: the samples
+            # show where it goes, the notice sent carries the derived one (tests/fleet).
+            facts["password"] = SAMPLE_PASSWORD
         for lang in LANGUAGES:
             rendered = render(notice.kind, lang, facts)
             files[f"{notice.kind}.{lang}.txt"] = f"Subject: {rendered.subject}\n\n{rendered.text}"
