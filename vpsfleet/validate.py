@@ -195,6 +195,9 @@ def _references(fleet: Fleet) -> list[Problem]:
         if guest.mitigation and guest.mitigation.profile not in profiles:
             where = item_path("guests", at, "mitigation", "profile")
             problems += _unknown(fleet, where, "mitigation profile", guest.mitigation.profile)
+        if guest.pro is not None and guest.pro.mitigation_profile not in (None, *profiles):
+            where = item_path("guests", at, "pro", "mitigation_profile")
+            problems += _unknown(fleet, where, "mitigation profile", str(guest.pro.mitigation_profile))
         if guest.backup.store is not None:
             store = fleet.backup_store(guest.backup.store)
             where = item_path("guests", at, "backup", "store")

@@ -333,3 +333,14 @@ def test_the_deploy_facts_give_the_offers_minimum(fleet_file: Path) -> None:
              for c in changes_between(before, after, now=T + HOUR)
              if c.kind is Kind.MITIGATION_STARTED}
     assert facts == {"web1": ("26", "2026-12-02T12:00:00Z"), "web2": ("24", "2026-12-02T10:00:00Z")}
+
+
+def test_validate_refuses_a_pro_option_naming_an_unknown_profile(
+    fleet_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["validate", str(fleet_file)]) == 0
+    fleet_file.write_text(FLEET.replace("mitigation_profile: strict", "mitigation_profile: gold"))
+    assert main(["validate", str(fleet_file)]) != 0
+    out = capsys.readouterr()
+    text = out.out + out.err
+    assert "pro.mitigation_profile" in text and "unknown mitigation profile 'gold'" in text
