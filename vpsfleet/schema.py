@@ -358,6 +358,23 @@ class DedicatedServer(Strict):
     paid_on: Date
     due_on: Date | None = None  # None: paid_on + policy.dedicated_delivery_days
     delivered_on: Date | None = None
+    # The network promises kept at the datacenter's edge (004: M5, M6, M7, M28), the same
+    # operational record as a guest's: the edge router's rules are generated from it.
+    state: GuestState = GuestState.ACTIVE
+    suspended_on: Date | None = None
+    smtp_blocks: list[SmtpBlock] = []
+    mitigation: Mitigation | None = None
+    past_mitigations: list[Mitigation] = []
+    pro: ProOption | None = None
+    filter: FilterOverrides = FilterOverrides()
+
+    @model_validator(mode="after")
+    def _state_is_kept_at_the_edge(self) -> DedicatedServer:
+        if self.state is GuestState.TERMINATED:
+            raise ValueError("a dedicated server is active or suspended; remove it to end it")
+        if self.suspended_on is not None and self.suspended_on < self.paid_on:
+            raise ValueError(f"suspended_on {self.suspended_on} is before paid_on ({self.paid_on})")
+        return self
 
 
 class BackupStore(Strict):
