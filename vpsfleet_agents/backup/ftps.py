@@ -17,12 +17,37 @@ def lftp_quote(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+# A store at its session limit refuses a login for now, not for good: ProFTPD's MaxClients and
+# MaxClientsPerUser answer the password with 530 and the role's message ("Too many sessions, try
+# again later", "Too many sessions for this account"), other servers close at once with 421. lftp
+# retries such a 530 within its session when the text matches `ftp:retry-530` (this list: lftp's
+# default plus "busy"; set explicitly so that a distribution's default cannot change it), then
+# ends with "max-retries exceeded"; a text it does not match ends as "Login failed". Either way
+# the store is busy, not the credentials wrong: a store-side reason, which the night retries
+# after its back-off (night.py) and which is never taken for auth_failed.
+BUSY_530 = (
+    "too many|overloaded|try (again |back )?later|is restricted to|maximum number|number of connect"
+    "|only.*session.*allowed|more connection|already connected|simultaneous login|busy"
+)
+# A reply at the start of a line (the server's replies), or quoted by lftp: "(530 ...", ": 530 ...".
+_BUSY_REPLY = re.compile(rf"(^|\(|: )(421[ -]|530[ -].*({BUSY_530}))", re.IGNORECASE | re.MULTILINE)
+
+
+def store_busy(text: str) -> bool:
+    """Whether the session was refused because the store is at its session limit (or closed the
+    control connection with 421: shutting down, a timeout), as lftp or the server said it."""
+    return _BUSY_REPLY.search(text) is not None
+
+
 def classify_lftp_error(stderr: str, replies: str = "") -> str:
     """The reason of a failed lftp session, from its error output and the server's error
     replies (4xx/5xx lines of its debug log: lftp's own message is often "max-retries
     exceeded" for a transfer the server refused for a precise reason)."""
     err = stderr.lower()
     both = err + "\n" + replies.lower()
+    # Before the login check: lftp reports a busy refusal it does not retry as "Login failed".
+    if store_busy(both):
+        return "store_unreachable"
     # lftp reports a store that does not offer TLS as a failed login: it is a TLS failure.
     if "ssl-force is set" in err:
         return "tls_failed"
@@ -85,6 +110,7 @@ class Store:
             f"set net:reconnect-interval-max {max(s.reconnect_seconds, 4 * s.reconnect_seconds)}",
             "set net:reconnect-interval-multiplier 2",
             "set xfer:clobber yes",
+            f"set ftp:retry-530 {lftp_quote(BUSY_530)}",
         ]
         if s.tls_priority:
             lines.append(f"set ssl:priority {lftp_quote(s.tls_priority)}")

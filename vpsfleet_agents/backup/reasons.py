@@ -21,6 +21,8 @@ REASONS = (
     "db_unavailable",
     "dump_failed",
     "dump_incomplete",
+    # The store or the way to it: down, unreachable, or refusing the session for now (at its
+    # session limit: "Too many sessions, try again later"; ftps.store_busy). Retried the same night.
     "store_unreachable",
     "auth_failed",
     "tls_failed",
