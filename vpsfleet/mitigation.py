@@ -16,7 +16,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
@@ -32,7 +32,7 @@ from vpsfleet.fleet_edit import (
     write_checked,
 )
 from vpsfleet.loader import FleetInvalid, check_fleet
-from vpsfleet.schema import Guest, GuestState, Mitigation
+from vpsfleet.schema import DedicatedServer, Guest, GuestState, Mitigation
 from vpsfleet.values import one_line
 
 
@@ -70,12 +70,23 @@ def _load(path: Path, now: dt.datetime) -> tuple[Fleet, Any]:
 
 
 def _guest(fleet: Fleet, doc: Any, name: str) -> tuple[Guest, CommentedMap]:
-    guest = fleet.guest(name)
-    item = find_item(doc, ("guests",), name)
-    if guest is None or item is None:
-        known = ", ".join(g.name for g in fleet.live_guests()) or "none"
-        raise MitigationRefused(f"no guest named {name!r} (live guests: {known})")
-    return guest, item
+    """A guest, or a dedicated server (its mitigation is kept at its datacenter's edge router,
+    edge_rules.py). A dedicated server carries the same record (state, offer, mitigation, pro)
+    that everything here reads, so it is handled as one."""
+    target: Guest | DedicatedServer | None = fleet.guest(name)
+    if target is None:
+        target = next((s for s in fleet.dedicated_servers if s.name == name), None)
+    item = find_item(doc, ("guests", "dedicated_servers"), name)
+    if target is None or item is None:
+        known = (
+            ", ".join(
+                [g.name for g in fleet.live_guests()]
+                + [s.name for s in fleet.dedicated_servers if s.state is not GuestState.TERMINATED]
+            )
+            or "none"
+        )
+        raise MitigationRefused(f"no guest named {name!r} nor dedicated server (live: {known})")
+    return cast(Guest, target), item
 
 
 def still_on(mitigation: Mitigation | None, minimum_hours: int, now: dt.datetime) -> bool:

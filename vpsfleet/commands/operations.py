@@ -28,7 +28,7 @@ from vpsfleet.fleet_edit import (
     write_checked,
 )
 from vpsfleet.loader import FleetInvalid, check_fleet
-from vpsfleet.schema import Guest, GuestState
+from vpsfleet.schema import DedicatedServer, Guest, GuestState
 from vpsfleet.values import one_line
 
 
@@ -51,6 +51,27 @@ def _guest_item(doc: Any, name: str) -> CommentedMap:
     if item is None:
         raise OperationRefused(f"no guest named {name!r}")
     return item
+
+
+def _target_item(doc: Any, name: str) -> CommentedMap:
+    """A guest's or a dedicated server's item: the network operations (SMTP block, suspension)
+    apply to both; a dedicated server's are kept at its datacenter's edge (edge_rules.py)."""
+    item = find_item(doc, ("guests", "dedicated_servers"), name)
+    if item is None:
+        raise OperationRefused(f"no guest named {name!r} nor dedicated server")
+    return item
+
+
+def live_target(fleet: Fleet, name: str) -> Guest | DedicatedServer:
+    """A live guest, or a dedicated server that is not terminated."""
+    target: Guest | DedicatedServer | None = fleet.guest(name)
+    if target is None:
+        target = next((s for s in fleet.dedicated_servers if s.name == name), None)
+    if target is None:
+        raise OperationRefused(f"no guest named {name!r} nor dedicated server")
+    if target.state is GuestState.TERMINATED:
+        raise OperationRefused(f"{name} is terminated")
+    return target
 
 
 def _live_guest(fleet: Fleet, name: str) -> Guest:
@@ -78,7 +99,7 @@ def smtp_block(path: Path, name: str, *, reason: str, now: dt.datetime,
     block on, the provider may also make it indefinite (no `until`)."""
     now = utc(now).replace(microsecond=0)
     fleet, doc = _load(path, now.date())
-    guest = _live_guest(fleet, name)
+    guest = live_target(fleet, name)
     if any(smtp_block_active(block, now) for block in guest.smtp_blocks):
         raise OperationRefused(f"guest {name} already has an active SMTP block")
     number = len(guest.smtp_blocks) + 1
@@ -93,7 +114,7 @@ def smtp_block(path: Path, name: str, *, reason: str, now: dt.datetime,
         ("until", None if indefinite else now + block_duration(fleet, number)),
         ("reason", reason),
     ])
-    item = _guest_item(doc, name)
+    item = _target_item(doc, name)
     if item.get("smtp_blocks") is None:
         item["smtp_blocks"] = CommentedSeq()
     item["smtp_blocks"].append(entry)
@@ -107,7 +128,7 @@ def smtp_unblock(path: Path, name: str, *, reason: str, force: bool,
     provider may refuse (M6): lifting it takes `force` and a reason, both recorded."""
     now = utc(now).replace(microsecond=0)
     fleet, doc = _load(path, now.date())
-    guest = _live_guest(fleet, name)
+    guest = live_target(fleet, name)
     active = [i for i, block in enumerate(guest.smtp_blocks) if smtp_block_active(block, now)]
     if not active:
         raise OperationRefused(f"guest {name} has no active SMTP block")
@@ -122,7 +143,7 @@ def smtp_unblock(path: Path, name: str, *, reason: str, force: bool,
         )
     if not reason.strip():
         raise OperationRefused("a reason is required")
-    block = _guest_item(doc, name)["smtp_blocks"][index]
+    block = _target_item(doc, name)["smtp_blocks"][index]
     block["lifted_at"] = now
     block["lift_reason"] = reason
     if number >= threshold:
@@ -136,10 +157,10 @@ def smtp_unblock(path: Path, name: str, *, reason: str, force: bool,
 
 def suspend(path: Path, name: str, *, reason: str, today: dt.date) -> None:
     fleet, doc = _load(path, today)
-    guest = _live_guest(fleet, name)
+    guest = live_target(fleet, name)
     if guest.state is GuestState.SUSPENDED:
-        raise OperationRefused(f"guest {name} is already suspended")
-    item = _guest_item(doc, name)
+        raise OperationRefused(f"{name} is already suspended")
+    item = _target_item(doc, name)
     insert_after(item, "ipv4", [("state", "suspended"), ("suspended_on", today)])
     if reason:
         try:
@@ -152,10 +173,10 @@ def suspend(path: Path, name: str, *, reason: str, today: dt.date) -> None:
 
 def resume(path: Path, name: str, *, today: dt.date) -> None:
     fleet, doc = _load(path, today)
-    guest = _live_guest(fleet, name)
+    guest = live_target(fleet, name)
     if guest.state is not GuestState.SUSPENDED:
-        raise OperationRefused(f"guest {name} is not suspended")
-    delete_keys(_guest_item(doc, name), "state", "suspended_on")
+        raise OperationRefused(f"{name} is not suspended")
+    delete_keys(_target_item(doc, name), "state", "suspended_on")
     write_checked(path, doc, today)
 
 
@@ -294,7 +315,7 @@ def run_smtp_unblock(args: argparse.Namespace) -> int:
 def run_suspend(args: argparse.Namespace) -> int:
     def act(path: Path) -> str:
         suspend(path, args.guest, reason=args.reason, today=_now(args.now).date())
-        return "suspended (the VM keeps running; only the management path stays open)"
+        return "suspended (it keeps running; only the management path stays open)"
     return apply_edit(args, act)
 
 
