@@ -245,26 +245,32 @@ def _z(moment: dt.datetime) -> str:
 def _mitigations(fleet: Fleet, old: dict[str, Any], old_guests: dict[str, dict[str, Any]],
                  rev: str, now: dt.datetime) -> list[Problem]:
     problems: list[Problem] = []
-    for i, guest in enumerate(fleet.guests):
-        before = old_guests.get(guest.name)
-        record = before.get("mitigation") if before is not None else None
-        if not isinstance(record, dict) or guest.state is GuestState.TERMINATED:
-            continue  # a terminated guest has no network left to protect (M11)
-        assert before is not None
-        since = _instant(record.get("since"))
-        if since is None:
-            continue
-        hours = _old_minimum(old, before)
-        earliest = since + dt.timedelta(hours=hours)
-        if now >= earliest:
-            continue  # past its minimum: it may end, or its record move or go
-        problems += _kept_until(fleet, guest, fleet.where("guests", i), since, hours, earliest,
-                                rev)
+    # A dedicated server's mitigation (kept at its edge router, edge_rules.py) is the same record.
+    sections: list[tuple[str, list[Any], dict[str, dict[str, Any]]]] = [
+        ("guests", list(fleet.guests), old_guests),
+        ("dedicated_servers", list(fleet.dedicated_servers), _named(old.get("dedicated_servers"))),
+    ]
+    for section, items, olds in sections:
+        for i, guest in enumerate(items):
+            before = olds.get(guest.name)
+            record = before.get("mitigation") if before is not None else None
+            if not isinstance(record, dict) or guest.state is GuestState.TERMINATED:
+                continue  # a terminated guest has no network left to protect (M11)
+            assert before is not None
+            since = _instant(record.get("since"))
+            if since is None:
+                continue
+            hours = _old_minimum(old, before)
+            earliest = since + dt.timedelta(hours=hours)
+            if now >= earliest:
+                continue  # past its minimum: it may end, or its record move or go
+            problems += _kept_until(fleet, guest, section, fleet.where(section, i), since, hours,
+                                    earliest, rev)
     return problems
 
 
-def _kept_until(fleet: Fleet, guest: Guest, at: int, since: dt.datetime, hours: int,
-                earliest: dt.datetime, rev: str) -> list[Problem]:
+def _kept_until(fleet: Fleet, guest: Guest, section: str, at: int, since: dt.datetime,
+                hours: int, earliest: dt.datetime, rev: str) -> list[Problem]:
     """The mitigation on since `since` at `rev` must still be there, and end no earlier."""
     entries = [("mitigation",), *(("past_mitigations", n) for n in range(len(
         guest.past_mitigations)))]
@@ -274,17 +280,17 @@ def _kept_until(fleet: Fleet, guest: Guest, at: int, since: dt.datetime, hours: 
     on = (f"{guest.name}'s mitigation on since {_z(since)} at {rev} may end from {_z(earliest)} "
           f"on, not before ({hours} h, M28)")
     if not found:
-        return [Problem(item_path("guests", at, "mitigation"),
+        return [Problem(item_path(section, at, "mitigation"),
                         f"removes it: {on}; record its end then with `vpsfleet mitigation stop`")]
     where, kept = found[0]
     problems = []
     ends = _instant(kept.ends_at)
     if ends is not None and ends < earliest:
-        problems.append(Problem(item_path("guests", at, *where, "ends_at"),
+        problems.append(Problem(item_path(section, at, *where, "ends_at"),
                                 f"ends it at {_z(ends)}, which shortens it: {on}"))
     new_hours = mitigation_minimum_hours(fleet, guest)
     if new_hours < hours:
-        problems.append(Problem(item_path("guests", at, "offer"),
+        problems.append(Problem(item_path(section, at, "offer"),
                                 f"its minimum would drop from {hours} h to {new_hours} h "
                                 f"(offer {guest.offer}), which shortens it: {on}"))
     return problems

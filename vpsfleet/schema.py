@@ -155,12 +155,21 @@ class Pool(Strict):
     reserved: list[Address] = []
 
 
+class EdgeRouter(Strict):
+    """The datacenter's edge router: it keeps the dedicated servers' network promises (004: M5,
+    M6, M7, M28) with the ruleset `vpsfleet edge render` makes (role edge_router)."""
+
+    name: Hostname
+    address: MachineAddress  # its management address, where Ansible reaches it
+
+
 class Datacenter(Strict):
     code: Hostname
     city: Line
     country: CountryCode
     dns_resolvers: list[MachineAddress] = Field(min_length=1)
     pools: list[Pool] = []
+    edge_router: EdgeRouter | None = None  # None: nothing filters its dedicated servers
 
 
 class Capacity(Strict):

@@ -238,6 +238,14 @@ def _references(fleet: Fleet) -> list[Problem]:
                         f"{server.offer!r} is a VPS offer; a dedicated server needs a dedicated "
                         "offer")
             )
+        # M28 at the edge router (edge_rules.py): the same profile checks as a guest's.
+        if server.mitigation and server.mitigation.profile not in profiles:
+            where = item_path("dedicated_servers", at, "mitigation", "profile")
+            problems += _unknown(fleet, where, "mitigation profile", server.mitigation.profile)
+        if server.pro is not None and server.pro.mitigation_profile not in (None, *profiles):
+            where = item_path("dedicated_servers", at, "pro", "mitigation_profile")
+            problems += _unknown(fleet, where, "mitigation profile",
+                                 str(server.pro.mitigation_profile))
     for i, monitor in enumerate(fleet.monitors):
         if fleet.datacenter(monitor.datacenter) is None:
             problems += _unknown(fleet, item_path("monitors", fleet.where("monitors", i),

@@ -344,3 +344,14 @@ def test_validate_refuses_a_pro_option_naming_an_unknown_profile(
     out = capsys.readouterr()
     text = out.out + out.err
     assert "pro.mitigation_profile" in text and "unknown mitigation profile 'gold'" in text
+
+
+def test_validate_refuses_an_unknown_profile_on_a_dedicated_server(
+    fleet_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fleet_file.write_text(FLEET.replace(
+        "    delivered_on: 2026-11-06\n",
+        "    delivered_on: 2026-11-06\n    pro:\n      mitigation_profile: gold\n"))
+    assert main(["validate", str(fleet_file)]) != 0
+    out = capsys.readouterr()
+    assert "dedicated_servers[0].pro.mitigation_profile" in out.out + out.err

@@ -110,3 +110,21 @@ def test_validate_against_on_the_command_line(repo: Path,
     err = capsys.readouterr().err
     assert "guests[0].mitigation: removes it" in err and f"may end from {EARLIEST} on" in err
     assert main(["validate", str(path), "--against", "HEAD", "--today", "2026-12-03"]) == 0
+
+
+def test_a_dedicated_servers_mitigation_is_kept_as_a_guests(tmp_path: Path) -> None:
+    """Kept at the edge router (edge_rules.py), the same record and the same minimum."""
+    path = tmp_path / "fleet.yml"
+    path.write_text(FLEET)
+    start(path, "dedi1", profile="web", reason="flood", now=T)
+    git(tmp_path, "init", "-q")
+    git(tmp_path, "add", "fleet.yml")
+    git(tmp_path, "commit", "-qm", "dedi1 under mitigation")
+    text = path.read_text()
+    begin = text.index("    mitigation:\n", text.index("- name: dedi1"))
+    record = text[begin:text.index("\n\n# The end", begin) + 1]
+    assert "reason: flood" in record and "dedi1" not in record
+    found = problems(tmp_path, T + 2 * HOUR, record, "")
+    assert len(found) == 1
+    assert found[0].startswith("dedicated_servers[0].mitigation: removes it: dedi1's mitigation")
+    assert problems(tmp_path, T + 27 * HOUR) == []  # unchanged: nothing to say
