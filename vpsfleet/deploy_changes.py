@@ -95,7 +95,9 @@ _GUEST_OWN_KINDS = frozenset(
     {"name", "state", "suspended_on", "terminated_on", "plan", "smtp_blocks", "mitigation",
      "past_mitigations"}  # an ended mitigation moved aside when a new one starts
 )
-_DEDICATED_OWN_KINDS = frozenset({"name", "delivered_on"})
+# A dedicated server's network record is compared as a guest's (kept at the edge router).
+_DEDICATED_OWN_KINDS = frozenset({"name", "delivered_on", "state", "suspended_on", "smtp_blocks",
+                                  "mitigation", "past_mitigations"})
 
 
 @dataclass(frozen=True)
@@ -144,7 +146,7 @@ def _field_changes(old: Any, new: Any, skip: frozenset[str]) -> tuple[FieldChang
     )
 
 
-def _active_block(guest: Guest, now: dt.datetime) -> tuple[int, SmtpBlock] | None:
+def _active_block(guest: Guest | DedicatedServer, now: dt.datetime) -> tuple[int, SmtpBlock] | None:
     for number, block in enumerate(guest.smtp_blocks, start=1):
         if smtp_block_active(block, now):
             return number, block
@@ -180,6 +182,7 @@ def _plan_change(before: Fleet, after: Fleet, old: Guest, new: Guest) -> list[Ch
 
 
 def _state_change(old: Guest, new: Guest) -> list[Change]:
+    """A guest's state, or (same record, same kinds) a dedicated server's suspend/resume."""
     was, now = old.state, new.state
     if was == now:
         return []
@@ -198,8 +201,8 @@ def _state_change(old: Guest, new: Guest) -> list[Change]:
                    (("suspended_on", _iso(old.suspended_on)),))]
 
 
-def _smtp_change(old: Guest, new: Guest, before_now: dt.datetime,
-                 now: dt.datetime) -> list[Change]:
+def _smtp_change(old: Guest | DedicatedServer, new: Guest | DedicatedServer,
+                 before_now: dt.datetime, now: dt.datetime, section: str = GUEST) -> list[Change]:
     was, is_now = _active_block(old, before_now), _active_block(new, now)
     if was == is_now:
         return []
@@ -215,7 +218,7 @@ def _smtp_change(old: Guest, new: Guest, before_now: dt.datetime,
             facts.append(("expired_at", _iso(kept.until)))
         else:
             facts.append(("record", "removed from the history"))
-        changes.append(Change(new.name, GUEST, Kind.SMTP_BLOCK_LIFTED, tuple(facts)))
+        changes.append(Change(new.name, section, Kind.SMTP_BLOCK_LIFTED, tuple(facts)))
     if is_now is not None:
         number, block = is_now
         hours = ("indefinite" if block.until is None
@@ -223,12 +226,13 @@ def _smtp_change(old: Guest, new: Guest, before_now: dt.datetime,
         facts = [("block_number", str(number)), ("blocked_at", _iso(block.blocked_at)),
                  ("until", _iso(block.until) if block.until else "indefinite"),
                  ("duration_hours", hours), ("reason", block.reason)]
-        changes.append(Change(new.name, GUEST, Kind.SMTP_BLOCK_PLACED, tuple(facts)))
+        changes.append(Change(new.name, section, Kind.SMTP_BLOCK_PLACED, tuple(facts)))
     return changes
 
 
-def _mitigation_change(before: Fleet, after: Fleet, old: Guest, new: Guest,
-                       before_now: dt.datetime, now: dt.datetime) -> list[Change]:
+def _mitigation_change(before: Fleet, after: Fleet, old: Guest | DedicatedServer,
+                       new: Guest | DedicatedServer, before_now: dt.datetime, now: dt.datetime,
+                       section: str = GUEST) -> list[Change]:
     old_hours = mitigation_minimum_hours(before, old)  # the guest's offer's (M28)
     new_hours = mitigation_minimum_hours(after, new)
     was = mitigation_active(old, old_hours, before_now)
@@ -240,14 +244,14 @@ def _mitigation_change(before: Fleet, after: Fleet, old: Guest, new: Guest,
         ended = new.mitigation if new.mitigation and new.mitigation.since == old.mitigation.since \
             else old.mitigation
         ends = mitigation_ends_at(ended, old_hours)
-        changes.append(Change(new.name, GUEST, Kind.MITIGATION_ENDED, (
+        changes.append(Change(new.name, section, Kind.MITIGATION_ENDED, (
             ("since", _iso(old.mitigation.since)), ("profile", old.mitigation.profile),
             ("ends_at", _iso(ends) if ends else "removed"),
         )))
     if is_now and new.mitigation is not None:
         since = new.mitigation.since
         earliest = since + dt.timedelta(hours=new_hours)
-        changes.append(Change(new.name, GUEST, Kind.MITIGATION_STARTED, (
+        changes.append(Change(new.name, section, Kind.MITIGATION_STARTED, (
             ("since", _iso(since)), ("profile", new.mitigation.profile),
             ("minimum_hours", str(new_hours)), ("earliest_end", _iso(earliest)),  # M28
         )))
@@ -276,8 +280,23 @@ def _guest_changes(before: Fleet, after: Fleet, old: Guest, new: Guest,
 # --- dedicated servers -------------------------------------------------------------------------
 
 
-def _dedicated_changes(after: Fleet, old: DedicatedServer | None,
-                       new: DedicatedServer | None) -> list[Change]:
+def _dedicated_network(before: Fleet, after: Fleet, old: DedicatedServer, new: DedicatedServer,
+                       before_now: dt.datetime, now: dt.datetime) -> list[Change]:
+    """What the edge router keeps for a dedicated server (004: M6, M7, M28): its cut, its SMTP
+    block and its mitigation, the same kinds as a guest's."""
+    changes = []
+    if old.state is not new.state:
+        kind = Kind.GUEST_SUSPENDED if new.state is GuestState.SUSPENDED else Kind.GUEST_RESUMED
+        day = new.suspended_on if new.state is GuestState.SUSPENDED else old.suspended_on
+        changes.append(Change(new.name, DEDICATED, kind, (("suspended_on", _iso(day)),)))
+    changes += _smtp_change(old, new, before_now, now, DEDICATED)
+    changes += _mitigation_change(before, after, old, new, before_now, now, DEDICATED)
+    return changes
+
+
+def _dedicated_changes(before: Fleet, after: Fleet, old: DedicatedServer | None,
+                       new: DedicatedServer | None, before_now: dt.datetime,
+                       now: dt.datetime) -> list[Change]:
     if new is None:
         assert old is not None
         return [Change(old.name, DEDICATED, Kind.DEDICATED_REMOVED,
@@ -293,6 +312,7 @@ def _dedicated_changes(after: Fleet, old: DedicatedServer | None,
         fields = _field_changes(old, new, _DEDICATED_OWN_KINDS)
         changes = [Change(new.name, DEDICATED, Kind.DEDICATED_CHANGED, fields=fields)] \
             if fields else []
+        changes += _dedicated_network(before, after, old, new, before_now, now)
         previously_delivered = old.delivered_on
     if previously_delivered is None and new.delivered_on is not None:
         on_time = "yes" if new.delivered_on <= due else "no"
@@ -329,5 +349,6 @@ def changes_between(before: Fleet, after: Fleet, *, now: dt.datetime,
     old_servers = {d.name: d for d in before.dedicated_servers}
     new_servers = {d.name: d for d in after.dedicated_servers}
     for name in sorted(old_servers.keys() | new_servers.keys()):
-        changes += _dedicated_changes(after, old_servers.get(name), new_servers.get(name))
+        changes += _dedicated_changes(before, after, old_servers.get(name),
+                                      new_servers.get(name), before_now, now)
     return tuple(sorted(changes, key=Change.sort_key))

@@ -132,6 +132,31 @@ def _monitor_targets(fleet: Fleet) -> set[tuple[str, ...]]:
     return targets
 
 
+# What a dedicated server's edge router enforces (edge_rules.py, role edge_router): its record's
+# network kinds and fields, as Pulumi's port filter does for a guest.
+EDGE_KINDS = frozenset({
+    Kind.GUEST_SUSPENDED, Kind.GUEST_RESUMED, Kind.SMTP_BLOCK_PLACED, Kind.SMTP_BLOCK_LIFTED,
+    Kind.MITIGATION_STARTED, Kind.MITIGATION_ENDED, Kind.DEDICATED_ADDED, Kind.DEDICATED_REMOVED,
+})
+EDGE_FIELDS = frozenset({"filter", "pro", "ipv4", "offer", "datacenter"})
+
+
+def _edge_routers(before: Fleet, after: Fleet, changes: tuple[Change, ...]) -> set[str]:
+    """The edge routers whose ruleset changes: those of the datacenters (before and after) of
+    the dedicated servers whose network record a change touches."""
+    routers: set[str] = set()
+    for change in changes:
+        if change.machine_kind != DEDICATED or not (
+                change.kind in EDGE_KINDS or any(f.name in EDGE_FIELDS for f in change.fields)):
+            continue
+        for fleet in (before, after):
+            server = next((d for d in fleet.dedicated_servers if d.name == change.machine), None)
+            place = fleet.datacenter(server.datacenter) if server is not None else None
+            if place is not None and place.edge_router is not None:
+                routers.add(place.edge_router.name)
+    return routers
+
+
 def _touches_store(change: Change) -> bool:
     return change.kind in STORE_KINDS or any(f.name in STORE_FIELDS for f in change.fields)
 
@@ -170,11 +195,14 @@ def _playbooks(before: Fleet, after: Fleet, changes: tuple[Change, ...]) -> list
     stores = sorted(_stores(before, after, changes))
     monitors = (sorted(m.name for m in after.monitors)
                 if _monitor_targets(before) != _monitor_targets(after) else [])
-    limit = tuple(dict.fromkeys(machines + stores + monitors))
+    routers = sorted(_edge_routers(before, after, changes))
+    limit = tuple(dict.fromkeys(machines + stores + monitors + routers))
     if limit:
         why = []
         if machines:
             why.append("changed machines")
+        if routers:
+            why.append("edge routers of changed dedicated servers (M5, M6, M7, M28)")
         if stores:
             why.append("backup stores of changed backup clients (accounts, quotas, erasures)")
         if monitors:

@@ -24,8 +24,20 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from vpsfleet.fleet import Fleet
-from vpsfleet.schema import EdgeRule, FilterPolicy, Guest, GuestState, Mitigation, SmtpBlock
+from vpsfleet.schema import (
+    DedicatedServer,
+    EdgeRule,
+    FilterPolicy,
+    Guest,
+    GuestState,
+    Mitigation,
+    SmtpBlock,
+)
 from vpsfleet.values import PORT_SPEC
+
+# What carries the network record these decisions read: a guest (its port filter, Pulumi) or a
+# dedicated server (its edge router, edge_rules.py).
+Protected = Guest | DedicatedServer
 
 FILTER_PREFIX = "vpsfleet-"
 # A fixed namespace so that a filter's UUID follows from its name: libvirt refuses to redefine a
@@ -52,11 +64,11 @@ def smtp_block_active(block: SmtpBlock, now: dt.datetime) -> bool:
     return block.until is None or _utc(now) < _utc(block.until)
 
 
-def smtp_blocked(guest: Guest, now: dt.datetime) -> bool:
+def smtp_blocked(guest: Protected, now: dt.datetime) -> bool:
     return any(smtp_block_active(block, now) for block in guest.smtp_blocks)
 
 
-def mitigation_minimum_hours(fleet: Fleet, guest: Guest) -> int:
+def mitigation_minimum_hours(fleet: Fleet, guest: Protected) -> int:
     """M28: the guest's offer says how long a mitigation stays on at least (24 h, 26 h...);
     an offer that says nothing takes the policy's."""
     offer = fleet.offer(guest.offer)
@@ -77,7 +89,7 @@ def mitigation_ends_at(mitigation: Mitigation, minimum_hours: int) -> dt.datetim
     return max(_utc(mitigation.ends_at), floor)
 
 
-def mitigation_active(guest: Guest, minimum_hours: int, now: dt.datetime) -> bool:
+def mitigation_active(guest: Protected, minimum_hours: int, now: dt.datetime) -> bool:
     mitigation = guest.mitigation
     if mitigation is None or _utc(mitigation.since) > _utc(now):
         return False
@@ -125,7 +137,7 @@ def _ranges(protocol: str, ports: set[int]) -> list[PortRange]:
     return ranges
 
 
-def inbound_dropped_ports(policy: FilterPolicy, guest: Guest) -> list[PortRange]:
+def inbound_dropped_ports(policy: FilterPolicy, guest: Protected) -> list[PortRange]:
     """M5: the policy's sensitive ports, minus what the guest opens, plus what it also blocks."""
     filtered = _ports(policy.filtered_inbound_ports)
     opened = _ports(guest.filter.open_inbound)

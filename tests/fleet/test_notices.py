@@ -289,3 +289,18 @@ def test_a_mitigation_notice_takes_the_offers_minimum(tmp_path: Path) -> None:
     assert "Durée minimale : 30 heures" in text
     assert "Fin au plus tôt : 24 novembre 2026 à 15:00 UTC" in text
     assert "jusqu'au terme du délai de 30 heures" in text
+
+
+def test_a_dedicated_servers_cut_and_block_are_noticed_with_its_facts(tmp_path: Path) -> None:
+    """Kept at the edge router for a dedicated server (004: M6, M7): the same notices."""
+    from .test_deploy import CUT_AND_BLOCK_DEDI, EDGE_ROUTER, LAB, edited, fleet_of
+
+    before = fleet_of(tmp_path, edited(EDGE_ROUTER, text=LAB), "before.yml")
+    after = fleet_of(tmp_path, edited(EDGE_ROUTER, CUT_AND_BLOCK_DEDI, text=LAB), "after.yml")
+    plan = build_plan(before, after, changes_between(before, after, now=NOW), source="s",
+                      from_rev="a", to_rev="b")
+    texts = {n.kind: plain(render(n.kind, n.language, context(
+        n.kind, after, change_for(plan, n), lambda: SEED)).text) for n in plan.notices}
+    assert set(texts) == {"network_cut", "smtp_block"}
+    assert all("alpha-dedi" in t and "198.51.100.20" in t for t in texts.values())
+    assert "spam reported" in texts["smtp_block"]

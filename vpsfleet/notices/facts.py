@@ -113,7 +113,8 @@ def _access_codes(fleet: Fleet, subject: Subject, change: Change,
 
 def _smtp_block(fleet: Fleet, subject: Subject, change: Change) -> dict[str, Any]:
     number = int(change.fact("block_number") or "1")
-    blocks = subject.guest.smtp_blocks[:number] if subject.guest else []
+    machine = subject.guest or subject.server
+    blocks = machine.smtp_blocks[:number] if machine else []
     durations = fleet.policy.smtp_block.durations_hours
     refuse_from = fleet.policy.smtp_block.refuse_unblock_from
     hours = change.fact("duration_hours")
