@@ -289,8 +289,10 @@ def apply_edit(args: argparse.Namespace, action: Any,
     except refused as err:
         print(f"vpsfleet: {err}; {display_path(path)} is unchanged", file=sys.stderr)
         return 1
-    print(f"{args.guest}: {message} in {display_path(path)}; commit it for review, "
-          "then `pulumi up` applies it")
+    # The merge's pipeline applies it (`vpsfleet deploy apply`): Pulumi's port filter for a
+    # guest, the datacenter's edge router for a dedicated server.
+    print(f"{args.guest}: {message} in {display_path(path)}; commit it for review: the merge's "
+          "`vpsfleet deploy apply` applies it")
     return 0
 
 
