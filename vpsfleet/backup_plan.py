@@ -4,26 +4,32 @@ bandwidth and connection limit. Deterministic: the same fleet gives the same pla
 
 Model (issue 15; simulated in `vpsfleet.backup_night`):
 - a guest's run first builds its set locally (tar + compression at `local_mb_per_s`), which takes
-  no store bandwidth, then uploads it; the uploads under way share the store's bandwidth equally,
-  each at most its plan's own bandwidth; a run ends when its last bit is through;
-- a run holds one of the store's `max_connections` from its start to its end, production
-  included (conservative: the agent connects once its set is built);
+  no store bandwidth, then uploads it; the uploads under way share the store's bandwidth max-min
+  fairly (equal shares, each at most its plan's bandwidth, the rest shared by the others); a run
+  ends when its last bit is through;
+- an upload holds one of the store's `max_connections` from its first byte to its last (the
+  agent connects once its set is built): the plan never has more uploads at once;
 - its size is the last run's bytes when known (`metrics`, times `growth`), else the plan's disk
   times `fill_ratio` (how full a disk is) times `compression_ratio`.
 
-Scheduling, at each whole minute (what a systemd timer expresses), for each free connection:
-- the longest waiting run (ties by guest name) whose start keeps every run under way, itself
-  included, ending before the window minus `margin_minutes` if nothing else started (the
-  simulation of the runs under way predicts that exactly); after a refusal the longest admitted
-  is found by bisection;
-- it starts if the store has spare bandwidth when its set will be built (the runs under way,
-  simulated, leave some unused then, or a minute later); else the connection takes the shortest
-  waiting run instead, which frees it again soon, and the long one waits for the next minute;
-- the plan's ends are the simulation's (`simulate_plan` gives them anew from the starts alone).
+Scheduling (`schedule_store`), at each whole minute (what a systemd timer expresses): the waiting
+runs, longest first (ties by guest name), each started now if the simulation of the night with
+it (the runs already started, nothing else) ends every run before the window minus
+`margin_minutes`, never has more uploads at once than the store's connections, and, while its
+own upload runs, asks the store for at most `oversubscription` times its bandwidth (the sum of
+the uploads' ceilings): enough uploads to fill the store, few enough that each runs near its
+ceiling, so that the long runs (started first, their sets built while the small ones upload) end
+early and the small ones fill the store to the end. A run refused now is tried again the next
+minute. The oversubscriptions of `OVERSUBSCRIPTION_TRIED` are tried in turn and the plan that
+ends first is kept (ties: the first). When some guests cannot fit that way, the smallest first
+are planned too, strictly in that order: more guests fit, the largest are named. The plan's
+ends are the simulation's (`simulate_plan` gives them anew from the starts alone).
+
 A guest that cannot end in time even alone on the store from the minute it could start is
 reported as not fitting, with the time it would need at best; it holds no connection. Starts
-follow the plan, not the night: when runs last longer than planned, a guest's timer still fires
-and more runs than `max_connections` may overlap (`jitter_night` measures how many).
+follow the plan, not the night: when runs last longer than planned, a set built while the
+store's sessions are all taken is refused and the agent tries again after its back-off;
+`jitter_night` measures how late that makes the night.
 """
 
 from __future__ import annotations
@@ -38,8 +44,10 @@ from vpsfleet.backup_night import (
     Outcome,
     Run,
     Store,
-    in_use_at,
     jitter,
+    most_demand,
+    most_sessions,
+    sessions_at,
     simulate,
 )
 from vpsfleet.fleet import Fleet
@@ -72,8 +80,13 @@ class Job:
     produce_s: float = 0.0  # building the set locally, before the upload
 
     @property
+    def upload_s(self) -> float:
+        """Its upload alone on the store, at its own ceiling."""
+        return self.expected_bytes * 8 / (self.rate_mbps * MB)
+
+    @property
     def alone_s(self) -> float:
-        return self.produce_s + self.expected_bytes * 8 / (self.rate_mbps * MB)
+        return self.produce_s + self.upload_s
 
     def run(self, start_s: float) -> Run:
         return Run(self.guest, start_s, self.expected_bytes * 8, self.produce_s, self.rate_mbps)
@@ -82,9 +95,10 @@ class Job:
 @dataclass(frozen=True)
 class Slot:
     job: Job
-    connection: int  # which of the store's connections it holds (0-based; -1: does not fit)
+    connection: int  # which connection its upload holds (0-based; -1: does not fit)
     start_s: int  # seconds after the window's start
     end_s: int  # the simulation's end, rounded up to the second (not fitting: at best, alone)
+    upload_s: float = 0.0  # when its upload begins, from the simulation (its set built)
 
     @property
     def start_minute(self) -> int:
@@ -99,6 +113,7 @@ class StorePlan:
     slots: list[Slot] = field(default_factory=list)
     late: list[Slot] = field(default_factory=list)  # would end after the usable window
     night: Outcome | None = None  # the simulation of the slots: exact ends, bandwidth in use
+    oversubscription: float = 0.0  # the uploads' ceilings' sum over the store's bandwidth, at most
 
     @property
     def jobs(self) -> list[Job]:
@@ -113,23 +128,36 @@ class StorePlan:
         return max((s.end_s for s in self.slots + self.late), default=0)
 
     @property
+    def planned_end_s(self) -> int:
+        """The end of the last guest that fits."""
+        return max((s.end_s for s in self.slots), default=0)
+
+    @property
     def bandwidth_bound_s(self) -> int:
-        """No schedule beats the store's bandwidth (which idles until a first set is built),
-        nor the longest run alone on the store."""
+        """No schedule beats the store's bandwidth once the sets are built (a set cannot upload
+        before it is built, its production at the earliest from the window's start: the bytes
+        of the sets built after any time t take t plus their transfer at the store's bandwidth;
+        t = the first set built gives total bytes / bandwidth), nor the longest run alone."""
         jobs = self.jobs
         if not jobs:
             return 0
-        transfer = self.total_bytes * 8 / (self.store.bandwidth_mbps * MB)
-        first = min(j.produce_s for j in jobs)
-        return math.ceil(max(first + transfer, max(j.alone_s for j in jobs)))
+        bits_per_s = self.store.bandwidth_mbps * MB
+        after = 0.0  # the bits of the sets built at or after this one
+        bound = max(j.alone_s for j in jobs)
+        for job in sorted(jobs, key=lambda j: -j.produce_s):
+            after += job.expected_bytes * 8
+            bound = max(bound, job.produce_s + after / bits_per_s)
+        return math.ceil(bound)
 
     @property
     def connection_bound_s(self) -> int:
-        """Nor the connections: each run holds one at least as long as it lasts alone."""
+        """Nor the connections: each upload holds one at least as long as it lasts alone, and
+        none begins before a first set is built."""
         jobs = self.jobs
         if not jobs:
             return 0
-        spread = sum(j.alone_s for j in jobs) / self.store.max_connections
+        first = min(j.produce_s for j in jobs)
+        spread = first + sum(j.upload_s for j in jobs) / self.store.max_connections
         return math.ceil(max(spread, max(j.alone_s for j in jobs)))
 
     @property
@@ -201,90 +229,127 @@ def make_job(
     return Job(guest.name, store.name, size, known, rate, math.ceil(job.alone_s), produce)
 
 
-def _admit(sim: Store, run: Run, usable_s: int) -> Outcome | None:
-    """The rest of the night with this run started too, if it ends every run in time."""
-    ahead = sim.predict(run)
-    return ahead if all(end <= usable_s for end in ahead.ends.values()) else None
-
-
-def _longest_fitting(
-    sim: Store, pending: list[Job], minute: int, usable_s: int
-) -> tuple[int, Outcome] | None:
-    """The longest waiting run whose start now keeps every run ending in time, and the rest of
-    the night with it; found by bisection once the longest is refused (a shorter run is taken
-    to fit whenever a longer one does)."""
-    if ahead := _admit(sim, pending[0].run(minute), usable_s):
-        return 0, ahead
-    last = len(pending) - 1
-    if last == 0 or not (ahead := _admit(sim, pending[last].run(minute), usable_s)):
+def _admit(sim: Store, run: Run, usable_s: int, most_demand_mbps: float, limit: int) -> Outcome | None:
+    """The rest of the night with this run started too, if it ends every run in time, never
+    has more than `limit` uploads at once, and while this run uploads, the ceilings of the
+    uploads under way sum to at most `most_demand_mbps`."""
+    ahead = sim.predict(run, most_uploads=limit, deadline_s=usable_s)
+    if ahead is None:
         return None
-    low, high = 1, last
-    while low < high:
-        middle = (low + high) // 2
-        if found := _admit(sim, pending[middle].run(minute), usable_s):
-            high, ahead = middle, found
-        else:
-            low = middle + 1
-    return low, ahead
+    ready, end = ahead.uploads[run.name], ahead.ends[run.name]
+    return ahead if most_demand(ahead.demand, ready, end) <= most_demand_mbps else None
+
+
+# How much more than its bandwidth the store is asked for while a run uploads (the sum of the
+# uploads' ceilings over the store's bandwidth): tried in turn, the plan that ends first kept.
+OVERSUBSCRIPTION_TRIED = (1.5, 2.0, 3.0)
+CLOSE_ENOUGH = 1.02  # a plan ending within 2 % of the lower bound (and a minute) is kept at once
 
 
 def schedule_store(store: BackupStore, jobs: list[Job], window_s: int, usable_s: int) -> StorePlan:
-    """Longest first on the store's connections, starts on whole minutes, each start admitted
-    only if the simulation of the runs under way, with it, still ends every one of them in time.
-    The waiting guests are tried longest first; after one is refused, the longest that is
-    admitted is found by bisection (a shorter run is taken to fit whenever a longer one does)."""
-    plan = StorePlan(store, window_s, usable_s)
-    sim = Store(store.bandwidth_mbps)
-    pending = sorted(jobs, key=lambda j: (-j.alone_s, j.guest))
-    holder: list[str | None] = [None] * store.max_connections  # the run on each connection
-    started: list[tuple[Job, int, int]] = []  # job, connection, start
+    """The plan, longest runs first, that ends first of those with the oversubscriptions
+    tried (the first that ends within `CLOSE_ENOUGH` of the lower bound is kept at once);
+    when some guests cannot fit that way, also smallest first without that limit (more guests
+    fit, the largest are named): the plan with the fewest guests not fitting, then the
+    earliest end, then the first tried."""
+    best: StorePlan | None = None
+    for longest_first in (True, False):
+        if best is not None and not best.late:
+            break
+        for over in OVERSUBSCRIPTION_TRIED if longest_first else (math.inf,):
+            plan = schedule_with(store, jobs, window_s, usable_s, over, longest_first)
+            if best is None or (len(plan.late), plan.planned_end_s) < (
+                len(best.late),
+                best.planned_end_s,
+            ):
+                best = plan
+            if not best.late and best.planned_end_s <= CLOSE_ENOUGH * best.lower_bound_s + 60:
+                return best
+    assert best is not None
+    return best
+
+
+def schedule_with(
+    store: BackupStore,
+    jobs: list[Job],
+    window_s: int,
+    usable_s: int,
+    oversubscription: float,
+    longest_first: bool = True,
+) -> StorePlan:
+    """Longest (or smallest) first at each whole minute, each start admitted only if the
+    simulation of the night with it ends every run in time, never has more uploads at once
+    than the store's connections, and while its own upload runs, the uploads' ceilings sum to
+    at most `oversubscription` times the store's bandwidth (or one run's ceiling)."""
+    plan = StorePlan(store, window_s, usable_s, oversubscription=oversubscription)
+    sim = Store(store.bandwidth_mbps)  # no queue for a connection: the plan never needs one
+    sign = -1 if longest_first else 1
+    pending = sorted(jobs, key=lambda j: (sign * j.alone_s, j.guest))
+    started: list[tuple[Job, int]] = []  # job, start
+    bandwidth = store.bandwidth_mbps * MB
     minute = 0
-    spare_below = store.bandwidth_mbps * (1 - 1e-9)
     while pending:
         sim.advance_to(minute)
         waiting = []
         for job in pending:
             if minute + job.alone_s > usable_s or minute >= window_s:
                 start = min(minute, max(0, window_s - 60))
-                plan.late.append(Slot(job, NO_CONNECTION, start, math.ceil(start + job.alone_s)))
+                plan.late.append(
+                    Slot(
+                        job,
+                        NO_CONNECTION,
+                        start,
+                        math.ceil(start + job.alone_s),
+                        start + job.produce_s,
+                    )
+                )
             else:
                 waiting.append(job)
         pending = waiting
-        free = [c for c, name in enumerate(holder) if name is None or name in sim.ends]
-        ahead = sim.predict().usage  # the rest of the night if nothing else starts
-        while free and pending:
-            if not (found := _longest_fitting(sim, pending, minute, usable_s)):
-                break
-            index, night = found
-            # The store's spare bandwidth: a long run started now is worth it if, once its set
-            # is built, the runs under way leave bandwidth unused (waiting a minute would waste
-            # it). Else the connection takes the shortest run, which frees it again soon.
-            if in_use_at(ahead, minute + pending[index].produce_s + 60) >= spare_below:
-                index = len(pending) - 1
-                if not (shortest := _admit(sim, pending[index].run(minute), usable_s)):
-                    break
-                night = shortest
-            ahead = night.usage  # the prediction that admitted it: the night with it
-            job = pending.pop(index)
-            connection = free.pop(0)
+        ahead = sim.rest_of_night()  # the uploads under way if nothing else starts
+        index = 0
+        while index < len(pending):
+            job = pending[index]
+            ready = minute + job.produce_s
+            most = max(oversubscription * store.bandwidth_mbps, job.rate_mbps)
+            # Cheap refusal (a guess; `_admit` decides): its upload, at the share it would have
+            # with the uploads under way when its set is built, would exceed either limit.
+            share = min(job.rate_mbps * MB, bandwidth / (sessions_at(ahead.sessions, ready) + 1))
+            upload = job.expected_bytes * 8 / share
+            if (
+                most_sessions(ahead.sessions, ready, ready + upload) >= store.max_connections
+                or most_demand(ahead.demand, ready, ready + upload) + job.rate_mbps > most
+                or not (night := _admit(sim, job.run(minute), usable_s, most, store.max_connections))
+            ):
+                if not longest_first:
+                    break  # smallest first strictly: a larger run never takes a smaller's place
+                index += 1
+                continue
+            ahead = night
             sim.add(job.run(minute))
-            holder[connection] = job.guest
-            started.append((job, connection, minute))
-        if not pending:
-            break
-        event = sim.next_event()
-        if free or event is None:
-            minute += 60
-        else:
-            minute = max(minute + 60, math.ceil(event / 60) * 60)
+            started.append((job, minute))
+            pending.pop(index)
+        minute += 60
     plan.night = sim.finish()
-    plan.slots = [
-        Slot(job, connection, start, math.ceil(plan.night.ends[job.guest]))
-        for job, connection, start in started
-    ]
-    plan.slots.sort(key=lambda s: (s.start_s, s.job.guest))
+    plan.slots = _connections(plan.night, started)
     plan.late.sort(key=lambda s: (s.start_s, s.job.guest))
     return plan
+
+
+def _connections(night: Outcome, started: list[tuple[Job, int]]) -> list[Slot]:
+    """Each upload on the lowest connection free when it begins (an upload ending frees its
+    connection for one beginning at that very time)."""
+    free_at: list[float] = []  # per connection, when its last upload ends
+    slots = []
+    for job, start in sorted(started, key=lambda s: (night.uploads[s[0].guest], s[0].guest)):
+        begins = night.uploads[job.guest]
+        connection = next((c for c, at in enumerate(free_at) if at <= begins), len(free_at))
+        if connection == len(free_at):
+            free_at.append(0.0)
+        free_at[connection] = night.ends[job.guest]
+        slots.append(Slot(job, connection, start, math.ceil(night.ends[job.guest]), begins))
+    slots.sort(key=lambda s: (s.start_s, s.job.guest))
+    return slots
 
 
 def plan_night(
@@ -313,13 +378,20 @@ def plan_night(
 
 def simulate_plan(plan: StorePlan) -> Outcome:
     """The night of the plan's guests that fit, simulated anew from their starts alone."""
-    return simulate(plan.runs(), plan.store.bandwidth_mbps)
+    return simulate(plan.runs(), plan.store.bandwidth_mbps, plan.store.max_connections)
 
 
 def jitter_night(plan: StorePlan, spread: Jitter | None = None) -> JitterResult:
     """The plan's night run many times with sizes, rates and bandwidth drawn around the
-    expected ones (`Assumptions.jitter`): how late its last guest is."""
-    return jitter(plan.runs(), plan.store.bandwidth_mbps, spread or Jitter(), plan.usable_s)
+    expected ones (`Assumptions.jitter`): how late its last guest is. A set built while the
+    store's sessions are all taken is refused, and retried after the agent's back-off."""
+    return jitter(
+        plan.runs(),
+        plan.store.bandwidth_mbps,
+        spread or Jitter(),
+        plan.usable_s,
+        plan.store.max_connections,
+    )
 
 
 def parse_metrics(data: object) -> dict[str, int]:
@@ -356,8 +428,9 @@ def text_width(text: str, size: float = 11) -> float:
 
 
 def render_svg(night: NightPlan) -> str:
-    """The night as a Gantt chart: per store, one row per connection with a bar per guest (its
-    set being built in a lighter shade, then its upload), one row per guest that does not fit
+    """The night as a Gantt chart: per store, one row per connection with a bar per guest's
+    upload (the connection it holds) and a thin line before it while its set is built (no
+    connection held yet), one row per guest that does not fit
     (red, from the minute it could start to the end it would need, past the hard stop), and the
     store's bandwidth in use over the night as an area under the rows. The window's end and the
     agent's hard stop are vertical lines, labelled on either side so the labels never meet."""
@@ -403,20 +476,20 @@ def render_svg(night: NightPlan) -> str:
     for plan in night.stores:
         out.append(f'<text x="10" y="{y + 12}" font-weight="bold">{_escape(plan.store.name)}</text>')
         y += gap - 10
-        uploads = plan.night.uploads if plan.night else {}
         for connection in range(plan.store.max_connections):
-            mine = sorted((s for s in plan.slots if s.connection == connection), key=lambda s: s.start_s)
+            mine = sorted((s for s in plan.slots if s.connection == connection), key=lambda s: s.upload_s)
             top = y + connection * row
             free_from = float(left)  # where the row's next label may begin
+            for slot in mine:  # the sets being built: thin lines, under the uploads
+                out.append(_building(slot, x, top))
             for i, slot in enumerate(mine):
                 fill = "#4a8" if slot.job.from_metrics else "#48c"
-                built = uploads.get(slot.job.guest, slot.start_s + slot.job.produce_s)
-                out.append(_bar(slot, x, scale, top, row, fill, built))
+                out.append(_bar(slot, x, scale, top, row, fill, night.start_time(slot)))
                 # The name inside its bar, else just after it when the row leaves room before
                 # the next bar; else only in the bar's tooltip.
-                begin = x(slot.start_s)
-                finish = begin + (slot.end_s - slot.start_s) * scale
-                limit = x(mine[i + 1].start_s) if i + 1 < len(mine) else left + width + 55
+                begin = x(slot.upload_s)
+                finish = x(slot.end_s)
+                limit = x(mine[i + 1].upload_s) if i + 1 < len(mine) else left + width + 55
                 wide = text_width(slot.job.guest)
                 if begin + 2 >= free_from and begin + 2 + wide + 2 <= finish:
                     where, ink = begin + 2, "#fff"
@@ -454,24 +527,34 @@ def _bar(
     top: float,
     row: int,
     fill: str,
-    built: float | None,
+    start: str | None,
 ) -> str:
+    """A planned guest's upload (its connection held), or with `start` None the whole run of a
+    guest that does not fit."""
     job = slot.job
-    span = max(1.0, (slot.end_s - slot.start_s) * scale)
-    verdict = "" if built is not None else ", does not fit: needs"
-    parts = [
-        f'<rect x="{x(slot.start_s):.1f}" y="{top}" width="{span:.1f}" height="{row - 3}" '
-        f'fill="{fill}" data-guest="{_escape(job.guest)}"><title>{_escape(job.guest)}: '
-        f"{job.expected_bytes / 1e9:.1f} GB{verdict} {(slot.end_s - slot.start_s) // 60} min"
-        f"</title></rect>"
-    ]
-    if built is not None and built > slot.start_s:
-        parts.append(
-            f'<rect x="{x(slot.start_s):.1f}" y="{top}" '
-            f'width="{max(0.5, (built - slot.start_s) * scale):.1f}" height="{row - 3}" '
-            f'fill="#fff" fill-opacity="0.35"/>'
+    begin = slot.upload_s if start is not None else slot.start_s
+    span = max(1.0, (slot.end_s - begin) * scale)
+    if start is None:
+        told = f"does not fit: needs {(slot.end_s - slot.start_s) // 60} min even alone"
+    else:
+        told = (
+            f"starts {start}, set built in {round(slot.upload_s - slot.start_s) // 60} min, "
+            f"uploads {round(slot.end_s - slot.upload_s) // 60} min"
         )
-    return "".join(parts)
+    return (
+        f'<rect x="{x(begin):.1f}" y="{top}" width="{span:.1f}" height="{row - 3}" '
+        f'fill="{fill}" data-guest="{_escape(job.guest)}"><title>{_escape(job.guest)}: '
+        f"{job.expected_bytes / 1e9:.1f} GB, {told}</title></rect>"
+    )
+
+
+def _building(slot: Slot, x: Callable[[float], float], top: float) -> str:
+    """The set being built (no connection held yet): a thin line ending where the upload
+    begins."""
+    return (
+        f'<line x1="{x(slot.start_s):.1f}" y1="{top + 1}" x2="{x(slot.upload_s):.1f}" '
+        f'y2="{top + 1}" stroke="#999" stroke-width="2" stroke-opacity="0.5"/>'
+    )
 
 
 def _bandwidth(plan: StorePlan, x: Callable[[float], float], top: float, band: int, left: int) -> str:

@@ -73,9 +73,9 @@ def test_step_by_step_or_at_once_the_same_night(
         for run in sorted(night, key=lambda r: r.name):
             if run.start_s == minute * 60:
                 store.add(run)
-        store.predict()  # looking ahead changes nothing
+        store.rest_of_night()  # looking ahead changes nothing
     # Once nothing else starts, the prediction of the runs under way is their simulated end.
-    assert {**store.ends, **store.predict().ends} == at_once.ends
+    assert {**store.ends, **store.rest_of_night().ends} == at_once.ends
     step_by_step = store.finish()
     assert step_by_step == at_once
     # Every bit goes through, never faster than the store nor than a run's ceiling.

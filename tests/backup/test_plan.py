@@ -126,13 +126,18 @@ def test_store_limits_hold_and_makespan_respects_the_lower_bound(
     night = plan_night(fleet)
     [plan] = night.stores
     assert len(plan.slots) + len(plan.late) == len(disks)
-    # Never more runs at once than the store's connections; each connection runs one at a time.
+    # Never more uploads at once than the store's connections (a run holds one from its set
+    # built to its last byte); each connection carries one upload at a time.
+    assert plan.night is not None
+    ends = plan.night.ends
     for slot in plan.slots:
-        running = [s for s in plan.slots if s.start_s <= slot.start_s < s.end_s]
-        assert len(running) <= connections
+        uploading = [s for s in plan.slots if s.upload_s <= slot.upload_s < ends[s.job.guest]]
+        assert len(uploading) <= connections
+        assert slot.upload_s == plan.night.uploads[slot.job.guest]
+        assert slot.upload_s == slot.start_s + slot.job.produce_s  # no wait for a connection
     for connection in range(connections):
-        mine = sorted((s for s in plan.slots if s.connection == connection), key=lambda s: s.start_s)
-        assert all(a.end_s <= b.start_s for a, b in itertools.pairwise(mine))
+        mine = sorted((s for s in plan.slots if s.connection == connection), key=lambda s: s.upload_s)
+        assert all(ends[a.job.guest] <= b.upload_s for a, b in itertools.pairwise(mine))
     assert all(s.end_s <= plan.usable_s for s in plan.slots)
     assert all(s.start_s % 60 == 0 for s in plan.slots)
     if plan.slots:
@@ -243,16 +248,17 @@ def test_plan_and_simulation_agree_within_the_store_limits(
         name: math.ceil(end) for name, end in again.ends.items()
     }
     assert all(s.end_s <= plan.usable_s for s in plan.slots)
-    # Never more runs at once than the store's connections, at any instant of the simulation.
+    # Never more uploads at once than the store's connections, at any instant of the simulation.
     edges = sorted(
-        [(s.start_s, 1) for s in plan.slots] + [(again.ends[s.job.guest], -1) for s in plan.slots],
-        key=lambda e: (e[0], e[1]),  # an end frees its connection before a start at that time
+        [(again.uploads[s.job.guest], 1) for s in plan.slots]
+        + [(again.ends[s.job.guest], -1) for s in plan.slots],
+        key=lambda e: (e[0], e[1]),  # an end frees its connection before an upload at that time
     )
-    running = 0
+    uploading = 0
     for _, change in edges:
-        running += change
-        assert running <= connections
-    assert again.peak_running <= connections
+        uploading += change
+        assert uploading <= connections
+    assert again.peak_uploading <= connections
     # Nor more bandwidth than the store's.
     assert all(used <= bandwidth * (1 + 1e-9) for _, used in again.usage)
     if plan.slots:
@@ -352,8 +358,16 @@ def test_cli_gives_the_jitter_of_the_night(capsys: pytest.CaptureFixture[str]) -
     for figures in stores.values():
         assert figures["jitter"]["samples"] == 20
         assert figures["makespan_seconds"] >= figures["bandwidth_bound_seconds"]
+        assert figures["jitter"]["last_end_p95_seconds"] >= 0
+        assert figures["jitter"]["past_window_end_p95_seconds"] == max(
+            0, figures["jitter"]["last_end_p95_seconds"] - 3 * 3600
+        )
         assert set(figures["jitter"]) == {
             "samples",
+            "last_end_p95_seconds",
+            "past_window_end_p95_seconds",
+            "waited_for_a_connection_p95_seconds",
+            "nights_with_a_guest_refused_at_every_attempt",
             "last_end_late_p95_seconds",
             "worst_guest_late_p95_seconds",
             "nights_past_hard_stop",

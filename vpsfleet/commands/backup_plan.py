@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,9 @@ from vpsfleet.backup_night import JitterResult
 from vpsfleet.backup_plan import (
     Assumptions,
     NightPlan,
+    clock,
     jitter_night,
+    minutes_of,
     parse_metrics,
     plan_night,
     render_svg,
@@ -71,8 +74,9 @@ def as_json(night: NightPlan, jitters: dict[str, JitterResult] | None = None) ->
                 "lower_bound_seconds": p.lower_bound_s,
                 "bandwidth_bound_seconds": p.bandwidth_bound_s,
                 "connection_bound_seconds": p.connection_bound_s,
+                "planned_end_seconds": p.planned_end_s,
                 **(
-                    {"jitter": jitter_json(jitters[p.store.name])}
+                    {"jitter": jitter_json(jitters[p.store.name], p.window_s)}
                     if jitters and p.store.name in jitters
                     else {}
                 ),
@@ -83,9 +87,13 @@ def as_json(night: NightPlan, jitters: dict[str, JitterResult] | None = None) ->
     }
 
 
-def jitter_json(result: JitterResult) -> dict[str, Any]:
+def jitter_json(result: JitterResult, window_s: int) -> dict[str, Any]:
     return {
         "samples": result.samples,
+        "last_end_p95_seconds": round(result.last_end_p95_s),
+        "past_window_end_p95_seconds": round(max(0.0, result.last_end_p95_s - window_s)),
+        "waited_for_a_connection_p95_seconds": round(result.waited_p95_s),
+        "nights_with_a_guest_refused_at_every_attempt": result.nights_with_failures,
         "last_end_late_p95_seconds": round(result.lateness_p95_s),
         "worst_guest_late_p95_seconds": round(result.worst_delay_p95_s),
         "nights_past_hard_stop": result.past_deadline,
@@ -105,12 +113,19 @@ def render_text(night: NightPlan, jitters: dict[str, JitterResult] | None = None
         )
         if jitters and plan.store.name in jitters:
             result = jitters[plan.store.name]
+            last_end = clock(
+                minutes_of(night.window_start) + math.ceil(result.last_end_p95_s / 60)
+            )
+            past = max(0.0, result.last_end_p95_s - plan.window_s)
             lines.append(
-                f"  with jitter ({result.samples} nights, 95th percentiles): last end "
+                f"  with jitter ({result.samples} nights, 95th percentiles): last end {last_end} "
+                f"({past / 60:.0f} min past the window's end), "
                 f"{result.lateness_p95_s / 60:+.0f} min against the plan, a guest up to "
                 f"{result.worst_delay_p95_s / 60:+.0f} min against its own, up to "
-                f"{result.peak_running_p95} runs at once; past the hard stop in "
-                f"{result.past_deadline} nights"
+                f"{result.peak_running_p95} runs at once, an upload up to "
+                f"{result.waited_p95_s / 60:.0f} min late for a session (refused, retried); past "
+                f"the hard stop in {result.past_deadline} nights, a guest refused at every "
+                f"attempt in {result.nights_with_failures}"
             )
         for slot in plan.slots + plan.late:
             source = "last run" if slot.job.from_metrics else "plan disk"
