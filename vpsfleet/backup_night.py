@@ -362,11 +362,13 @@ class Jitter:
     samples: int = 200
     seed: int = 15
     # A set built while the store's sessions are all taken (its connections and the extra
-    # sessions the backup_store role allows, `backup_store_extra_sessions`) is refused: the
-    # agent runs again after its back-off (`backup_retry_*`: 300 s, doubled, at most 1800 s;
-    # 4 attempts a night, the first included), its set built anew.
+    # sessions the backup_store role allows, `backup_store_extra_sessions`) is refused. The
+    # agent keeps its built set and offers it again every minute (`retry.busy_waits`, 30 times,
+    # run.py): modelled as waiting for a session, first built first served (retry_s None).
+    # With retry_s set, the agent's older way: the attempt fails and the night runs again after
+    # its back-off (300 s, doubled, at most 1800 s; 4 attempts), its set built anew.
     extra_sessions: int = 8
-    retry_s: float | None = 300.0  # None: a refused set waits for a session, built
+    retry_s: float | None = None  # None: a refused set waits for a session, built
     retry_max_s: float = 1800.0
     attempts: int = 4
 

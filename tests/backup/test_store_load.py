@@ -254,9 +254,12 @@ def test_a_session_refused_at_the_limit_is_a_store_failure(stderr: str, replies:
     assert classify_lftp_error(wrong, "530 Login incorrect.") == "auth_failed"
 
 
+@pytest.mark.parametrize("busy_waits", [30, 0], ids=["set-kept-waits", "attempt-fails-retried"])
 def test_one_guest_past_the_store_limit_is_refused_then_published_the_same_night(
-    tmp_path: Path, loaded_store: LoadedStore, certs: Certs, built: None
+    tmp_path: Path, loaded_store: LoadedStore, certs: Certs, built: None, busy_waits: int
 ) -> None:
+    """With busy waits (the default), the refused guest keeps its built set and offers it again
+    in the same attempt; with none, the attempt fails and the night retries it."""
     template = REPO / "ansible" / "roles" / "backup_store" / "templates" / "proftpd.conf.j2"
     assert f'"{BUSY_MESSAGE}"' in template.read_text()  # the limit the role configures
     store = loaded_store
@@ -264,7 +267,8 @@ def test_one_guest_past_the_store_limit_is_refused_then_published_the_same_night
     # The night's window on the real clock: opened a minute ago, hard stop in five minutes.
     window = (hhmm(now - dt.timedelta(minutes=1)), hhmm(now + dt.timedelta(minutes=5)))
     gate = write_gate(tmp_path, LIMIT)
-    retry = {"attempts": 8, "backoff_seconds": 1, "backoff_max_seconds": 2}
+    retry = {"attempts": 8, "backoff_seconds": 1, "backoff_max_seconds": 2,
+             "busy_waits": busy_waits, "busy_wait_seconds": 1}
     guests = []
     for index, account in enumerate(store.accounts, start=1):
         folder = tmp_path / account[1]
@@ -284,8 +288,11 @@ def test_one_guest_past_the_store_limit_is_refused_then_published_the_same_night
     assert [agent.returncode for agent in agents] == [0] * len(agents), journals
     assert store.refusals() >= 1, journals
 
-    refused = []
-    for (_, name), folder, _ in guests:
+    refused, waited = [], []
+    for ((_, name), folder, _), (_, err) in zip(guests, outputs, strict=True):
+        if "the set is kept and offered again" in err:
+            waited.append(name)
+            assert "Too many sessions" in err
         night = json.loads((folder / "state" / "status.json").read_text())
         attempts = night["night_attempts"]
         # Every guest's night is a success, its set whole on the store: SHA256SUMS checked there,
@@ -316,5 +323,10 @@ def test_one_guest_past_the_store_limit_is_refused_then_published_the_same_night
             assert values["vpsfleet_backup_last_run_attempt"] == len(attempts)
             deadline = dt.datetime.fromisoformat(night["deadline"])
             assert all(dt.datetime.fromisoformat(a["started"]) < deadline for a in attempts)
-    assert refused, "no guest was refused: the store's limit did not bind"
-    assert len(refused) < len(guests)
+    if busy_waits:
+        # The refused guest waited for a session with its set built: one attempt, no failure.
+        assert waited and not refused, journals
+        assert len(waited) < len(guests)
+    else:
+        assert refused and not waited, "no guest was refused: the store's limit did not bind"
+        assert len(refused) < len(guests)

@@ -41,6 +41,10 @@ class RetryConfig:
     backoff_seconds: int = 300  # wait before the second attempt; doubled after each failure
     backoff_max_seconds: int = 1800
     reasons: tuple[str, ...] = RETRY_REASONS
+    # A store at its session limit (run.py): the built set waits for a session this often, this
+    # long each time, before the attempt fails; never past the hard stop.
+    busy_waits: int = 30
+    busy_wait_seconds: int = 60
 
 
 @dataclasses.dataclass(frozen=True)
@@ -149,7 +153,13 @@ def parse_retry(data: dict[str, Any]) -> RetryConfig:
     if unknown:
         raise ConfigError(f"retry: unknown keys {', '.join(unknown)}")
     values: dict[str, Any] = {}
-    for key, least in (("attempts", 1), ("backoff_seconds", 1), ("backoff_max_seconds", 1)):
+    for key, least in (
+        ("attempts", 1),
+        ("backoff_seconds", 1),
+        ("backoff_max_seconds", 1),
+        ("busy_waits", 0),
+        ("busy_wait_seconds", 1),
+    ):
         if key in data:
             values[key] = _require(data, key, int, "retry.")
             if values[key] < least:

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from vpsfleet_agents.backup.config import StoreConfig
-from vpsfleet_agents.backup.reasons import BackupError
+from vpsfleet_agents.backup.reasons import BackupError, StoreBusy
 from vpsfleet_agents.backup.supervise import Supervisor
 
 
@@ -153,6 +153,8 @@ class Store:
             replies = self.error_replies()
             reason = classify_lftp_error(text, "\n".join(replies))
             detail = " | ".join([*text.splitlines()[-3:], *replies[-2:]])
+            if store_busy(text.lower() + "\n" + "\n".join(replies).lower()):
+                raise StoreBusy(f"lftp exited {code}: {detail}")
             raise BackupError(reason, f"lftp exited {code}: {detail}")
         return stdout
 

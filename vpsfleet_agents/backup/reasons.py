@@ -43,3 +43,11 @@ class BackupError(Exception):
         super().__init__(message)
         self.reason = reason
         self.message = message
+
+
+class StoreBusy(BackupError):
+    """The store refused the session at its session limit (ftps.store_busy): it will take one
+    later, so a built set waits for it instead of being built again (run.py)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("store_unreachable", message)

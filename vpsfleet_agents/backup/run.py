@@ -7,17 +7,25 @@ import datetime as dt
 import json
 import os
 import shutil
+import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from vpsfleet_agents.backup.config import Config
+from vpsfleet_agents.backup.config import Config, RetryConfig
 from vpsfleet_agents.backup.ftps import Store, lftp_quote, section
 from vpsfleet_agents.backup.manifest import build_manifest
 from vpsfleet_agents.backup.produce import archive_files, dump_database, list_databases
-from vpsfleet_agents.backup.reasons import EXIT_CONFIG, EXIT_FAILED, EXIT_LOCKED, EXIT_OK, BackupError
+from vpsfleet_agents.backup.reasons import (
+    EXIT_CONFIG,
+    EXIT_FAILED,
+    EXIT_LOCKED,
+    EXIT_OK,
+    BackupError,
+    StoreBusy,
+)
 from vpsfleet_agents.backup.safe_fs import UnsafePath, ensure_private_folder
 from vpsfleet_agents.backup.sets import (
     database_file_name,
@@ -183,6 +191,37 @@ def publish(
     return report
 
 
+def publish_when_a_session_frees(
+    retry: RetryConfig,
+    deadline: dt.datetime | None,
+    attempt: Callable[[], dict[str, Any]],
+    wait: Callable[[float], None] = time.sleep,
+) -> dict[str, Any]:
+    """Publishes the built set; a store at its session limit (StoreBusy) is asked again after
+    `retry.busy_wait_seconds`, at most `retry.busy_waits` times and never past the hard stop.
+    The set is built already: a busy store on a crowded night costs a wait, not a new build and
+    a failed attempt (issue 15: the planner's jittered nights lost guests that way)."""
+    waits = retry.busy_waits
+    while True:
+        try:
+            return attempt()
+        except StoreBusy as err:
+            delay = retry.busy_wait_seconds
+            late = deadline is not None and (
+                dt.datetime.now().astimezone() + dt.timedelta(seconds=delay) >= deadline
+            )
+            if waits <= 0 or late:
+                raise
+            waits -= 1
+            print(
+                f"vpsfleet-backup: the store is at its session limit ({err.message}); the set is"
+                f" kept and offered again in {delay} s",
+                file=sys.stderr,
+                flush=True,
+            )
+            wait(delay)
+
+
 def run(
     config: Config,
     now: dt.datetime | None = None,
@@ -252,15 +291,19 @@ def run(
                 status["bytes"] = total
                 sup.check()
                 store = Store(config.store, tools.lftp, sup, private)
-                report = publish(
-                    store,
-                    staging,
-                    night.isoformat(),
-                    [e["path"] for e in entries],
-                    sums,
-                    config.retention_days,
-                    night,
-                    config.retention_minimum_sets,
+                report = publish_when_a_session_frees(
+                    config.retry,
+                    deadline,
+                    lambda: publish(
+                        store,
+                        staging,
+                        night.isoformat(),
+                        [e["path"] for e in entries],
+                        sums,
+                        config.retention_days,
+                        night,
+                        config.retention_minimum_sets,
+                    ),
                 )
                 status.update(report)
                 status["warnings"] = warnings
