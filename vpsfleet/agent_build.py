@@ -53,6 +53,7 @@ ARTIFACTS: tuple[Artifact, ...] = (
     Artifact("vpsfleet-verify-backup", "vpsfleet_agents.verify.cli:main", "ansible/roles/backup_store/files"),
     Artifact("vpsfleet-backup-store", "vpsfleet_agents.store.cli:main", "ansible/roles/backup_store/files"),
     Artifact("vpsfleet-traffic", "vpsfleet_agents.traffic.cli:main", "ansible/roles/hypervisor/files"),
+    Artifact("vpsfleet-audit", "vpsfleet_agents.audit.cli:main", "ansible/roles/monitor/files"),
 )
 
 

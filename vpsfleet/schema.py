@@ -94,6 +94,16 @@ class MitigationPolicy(Strict):
         return self
 
 
+class AuditPolicy(Strict):
+    # M29: the monitors' forbidden-services audit (role monitor, docs/forbidden-services.md).
+    time: TimeOfDay  # when the daily audit starts
+    max_rate: Small  # nmap --max-rate: packets per second for the whole scan
+    version_intensity: int = Field(ge=0, le=9, strict=True)  # nmap --version-intensity
+    host_timeout_minutes: Minutes  # nmap --host-timeout per machine
+    # The forbidden services' ports per category (docs/forbidden-services.md).
+    ports: dict[Literal["open_proxy", "irc", "tor", "vpn", "cardsharing"], list[PortSpec]]
+
+
 class BackupPolicy(Strict):
     window: BackupWindow  # M18
     default_paths: list[BackupPath] = Field(min_length=1)  # M19
@@ -113,6 +123,7 @@ class Policy(Strict):
     smtp_block: SmtpBlockPolicy
     mitigation: MitigationPolicy
     sla: SlaPolicy
+    audit: AuditPolicy  # M29
     ipv4_quarantine_days: DaysOrZero
     dedicated_delivery_days: Days  # M12
     plan_change_max_hours: Hours  # M9
