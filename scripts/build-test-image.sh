@@ -33,6 +33,8 @@ packages=(
   proftpd-core proftpd-mod-crypto
   prometheus prometheus-alertmanager prometheus-blackbox-exporter
   lighttpd
+  libvirt-daemon-system libvirt-daemon-driver-qemu libvirt-clients python3-libvirt
+  qemu-system-x86 qemu-utils iptables ebtables
 )
 
 recipe_hash="$( { cat "$0"; echo "$mirror"; } | sha256sum | cut -c1-12)"
@@ -114,6 +116,10 @@ chroot "$root" systemctl disable lighttpd.service >/dev/null 2>&1 || true
 # Likewise the monitor's Prometheus, Alertmanager and blackbox exporter (role monitor enables them).
 chroot "$root" systemctl disable prometheus.service prometheus-alertmanager.service \
   prometheus-blackbox-exporter.service >/dev/null 2>&1 || true
+# Likewise libvirt (role hypervisor enables it and sets its networks): its daemons and sockets.
+chroot "$root" systemctl disable libvirtd.service libvirtd.socket libvirtd-ro.socket \
+  libvirtd-admin.socket virtlogd.socket virtlogd-admin.socket virtlockd.socket \
+  virtlockd-admin.socket libvirt-guests.service >/dev/null 2>&1 || true
 echo "en_US.UTF-8 UTF-8" >"$root/etc/locale.gen"
 chroot "$root" locale-gen >/dev/null
 chroot "$root" passwd -l root >/dev/null

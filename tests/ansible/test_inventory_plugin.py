@@ -578,3 +578,59 @@ def test_the_documented_example_works_on_the_lab(tmp_path: Path) -> None:
     assert members(inv, "french_customers") == {"alpha-web", "alpha-app", "alpha-dedi"}
     assert members(inv, "due_2026_12_08") == {"bravo-dedi"}
     assert "due_2026_12_08" in inv["dedicated_by_due_date"]["children"]
+
+
+def test_lab_hypervisor_has_no_address_and_is_not_reachable(inventory_of: Inventory) -> None:
+    """The lab's hypervisor is the machine the lab runs on (no `ipv4`): in `hypervisors`, not in
+    `hypervisors_reachable`, the group site.yml's hypervisor play targets, so that no play tries
+    to reach it by its name."""
+    inv = inventory_of("lab")
+    assert members(inv, "hypervisors") == {"labhv1"}
+    assert members(inv, "hypervisors_reachable") == set()
+    assert "ansible_host" not in hostvars(inv, "labhv1")
+    result = run_inventory("--graph", "hypervisors")
+    assert result.returncode == 0, result.stderr
+    assert "@hypervisors_reachable:" in result.stdout
+
+
+def test_lab_hypervisor_variables_give_its_pool_images_and_guests_quotas(inventory_of: Inventory) -> None:
+    hv = hostvars(inventory_of("lab"), "labhv1")
+    assert hv["vpsfleet_bridge"] == "br-lab"
+    assert hv["vpsfleet_storage_pool"] == "default"  # the schema's default
+    assert hv["vpsfleet_images"] == {"debian-12": "debian-12-genericcloud-amd64.qcow2"}
+    assert hv["vpsfleet_time_zone"] == "Europe/Paris"
+    assert hv["vpsfleet_policy_filter"]["icmp_connlimit"] == 10
+    guests = hv["vpsfleet_hypervisor_guests"]
+    assert [g["name"] for g in guests] == ["alpha-app", "alpha-web", "bravo-dev", "bravo-vps"]
+    web = next(g for g in guests if g["name"] == "alpha-web")
+    assert web == {
+        "name": "alpha-web",
+        "state": "active",
+        "customer": {"id": "c-alpha", "email": "admin@alpha.example.com", "language": "fr"},
+        "plan": {"name": "vps-m", "vcpu": 2, "ram_mb": 2048, "disk_gb": 40, "bandwidth_mbps": 100,
+                 "monthly_quota_tb": 10.0, "throttle_mbps": 1},
+        "monthly_quota_bytes": 10 * 10**12,  # M8: 10 TB
+    }  # fmt: skip
+    assert next(g for g in guests if g["name"] == "bravo-dev")["customer"]["language"] == "en"
+
+
+def test_production_hypervisors_with_an_address_are_reachable_and_list_live_guests_only(
+    inventory_of: Inventory,
+) -> None:
+    fleet = load_fleet(REPO / "inventories" / "example-production" / "fleet.yml")
+    inv = inventory_of("example-production")
+    assert members(inv, "hypervisors_reachable") == {h.name for h in fleet.hosts if h.ipv4 is not None}
+    for host in fleet.hosts:
+        listed = {g["name"]: g for g in hostvars(inv, host.name)["vpsfleet_hypervisor_guests"]}
+        live = {g.name for g in fleet.guests if g.host == host.name and g.state.value != "terminated"}
+        assert set(listed) == live, host.name
+    sbg = {g["name"]: g for g in hostvars(inv, "hv-sbg1-01")["vpsfleet_hypervisor_guests"]}
+    assert sbg["g0006-dev1"]["state"] == "suspended"  # still running: its traffic still counts
+    assert "g0010-app5" not in sbg  # terminated (M11)
+
+
+def test_a_fractional_quota_is_exact_in_bytes(tmp_path: Path) -> None:
+    source = lab_variant(tmp_path, lambda text: text.replace(
+        "    monthly_quota_tb: 10  # M8\n", "    monthly_quota_tb: 0.3  # M8\n"))
+    guests = hostvars(inventory_json(source), "labhv1")["vpsfleet_hypervisor_guests"]
+    assert {g["monthly_quota_bytes"] for g in guests if g["plan"]["name"] == "vps-s"} == {300_000_000_000}

@@ -11,6 +11,7 @@ against a fleet that would not be declared. The options `compose`, `groups` and 
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +55,17 @@ description:
     time, minimum count of good sets)."
   - "Variables of a hypervisor: C(ansible_host) (when the fleet gives its address),
     C(vpsfleet_datacenter), C(vpsfleet_libvirt_uri), C(vpsfleet_domain_type) (C(kvm) or
-    C(qemu)), C(vpsfleet_bridge)."
+    C(qemu)), C(vpsfleet_bridge), C(vpsfleet_storage_pool), C(vpsfleet_images) (image name ->
+    base volume in that pool), C(vpsfleet_time_zone) (the policy's C(sla.time_zone): the
+    provider's calendar months, which are also the traffic quota's cycles, M8),
+    C(vpsfleet_policy_filter) (the fleet's filter policy: what the host's firewall limits, M5) and
+    C(vpsfleet_hypervisor_guests), its live guests (terminated ones are absent) sorted by name:
+    C(name) (the libvirt domain), C(state), C(customer) (C(id), C(email), C(language)), C(plan)
+    (the fleet's plan, whole) and C(monthly_quota_bytes) (the plan's C(monthly_quota_tb) times
+    10^12, exact)."
+  - "A hypervisor with an address in the fleet (C(ipv4)) is also in C(hypervisors_reachable), the
+    group the site's hypervisor play targets: one without (the lab's, which is the machine the
+    lab runs on) stays in C(hypervisors) only, so that no play tries to reach it by its name."
   - "Variables of a guest: C(ansible_host) and C(vpsfleet_ipv4) (when it has an address),
     C(vpsfleet_identity) (C(<name>@<created>), which derived credentials follow, never the bare
     name), C(vpsfleet_datacenter), C(vpsfleet_hypervisor), C(vpsfleet_state), C(vpsfleet_plan)
@@ -151,6 +162,8 @@ KIND_GROUPS = {"managed_vps": "managed", "unmanaged_vps": "unmanaged", "dedicate
 # delivered one is its customer's alone, and no play of the provider's targets it (M13).
 DEDICATED_PENDING = "dedicated_pending"
 DEDICATED_DELIVERED = "dedicated_delivered"
+# The hypervisors a play can reach: those the fleet gives an address.
+HYPERVISORS_REACHABLE = "hypervisors_reachable"
 
 
 def group_name(prefix: str, name: str) -> str:
@@ -241,16 +254,25 @@ class InventoryModule(BaseInventoryPlugin, Constructable):  # type: ignore[misc]
         self.inventory.set_variable("all", "vpsfleet_policy_backup", _plain(fleet.policy.backup))
 
         datacenters = {dc.code: dc for dc in fleet.datacenters}
+        # Always there, so that a play naming it never meets an unknown group.
+        self._group(HYPERVISORS_REACHABLE, parent="hypervisors")
         for host in fleet.hosts:
             variables: dict[str, Any] = {
                 "vpsfleet_datacenter": host.datacenter,
                 "vpsfleet_libvirt_uri": host.uri,
                 "vpsfleet_domain_type": host.domain_type,
                 "vpsfleet_bridge": host.bridge,
+                "vpsfleet_storage_pool": host.storage_pool,
+                "vpsfleet_images": dict(host.images),
+                "vpsfleet_time_zone": str(fleet.policy.sla.time_zone),
+                "vpsfleet_policy_filter": _plain(fleet.policy.filter),
+                "vpsfleet_hypervisor_guests": self._hypervisor_guests(fleet, host.name),
             }
+            groups = ["hypervisors", group_name("dc", host.datacenter)]
             if host.ipv4 is not None:
                 variables["ansible_host"] = str(host.ipv4)
-            self._host(host.name, ["hypervisors", group_name("dc", host.datacenter)], variables)
+                groups.append(HYPERVISORS_REACHABLE)
+            self._host(host.name, groups, variables)
 
         # The night's start times (M18): the planner's, so that nothing is random.
         from vpsfleet.backup_plan import plan_night
@@ -297,6 +319,27 @@ class InventoryModule(BaseInventoryPlugin, Constructable):  # type: ignore[misc]
                     "vpsfleet_support_email": fleet.provider.support_email,
                 },
             )
+
+    def _hypervisor_guests(self, fleet: Any, host: str) -> list[dict[str, Any]]:
+        """The live guests of a host, with what its traffic job needs (M8): the plan's rates and
+        quota, and whom to tell when the throttle starts."""
+        guests: list[dict[str, Any]] = []
+        for guest in fleet.guests:
+            if guest.host != host or guest.state.value == "terminated":
+                continue
+            plan = fleet.plan(guest.plan)
+            customer = fleet.customer(guest.customer)
+            guests.append(
+                {
+                    "name": guest.name,
+                    "state": guest.state.value,
+                    "customer": {"id": customer.id, "email": customer.email, "language": customer.language},
+                    "plan": _plain(plan),
+                    # Exact: 0.3 TB is 300000000000 bytes, never a float's neighbour.
+                    "monthly_quota_bytes": int(Decimal(str(plan.monthly_quota_tb)) * 10**12),
+                }
+            )
+        return sorted(guests, key=lambda g: g["name"])
 
     def _monitor_targets(self, fleet: Any) -> dict[str, list[dict[str, Any]]]:
         """What every monitor watches: the node exporters of the managed guests (M16) and a
