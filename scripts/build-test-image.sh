@@ -32,6 +32,7 @@ packages=(
   lftp pigz zstd mariadb-server mariadb-client python3-pymysql
   proftpd-core proftpd-mod-crypto
   prometheus prometheus-alertmanager prometheus-blackbox-exporter
+  nmap python3-defusedxml
   lighttpd
   libvirt-daemon-system libvirt-daemon-driver-qemu libvirt-clients python3-libvirt
   qemu-system-x86 qemu-utils iptables ebtables

@@ -157,6 +157,31 @@ def _edge_routers(before: Fleet, after: Fleet, changes: tuple[Change, ...]) -> s
     return routers
 
 
+# What a hypervisor's traffic job reads of its guests (role hypervisor's traffic.json, M8): which
+# guests it carries, their plans (quota, throttle) and customers.
+HOST_KINDS = frozenset({
+    Kind.GUEST_ADDED, Kind.GUEST_REMOVED, Kind.GUEST_TERMINATED, Kind.GUEST_REINSTATED,
+    Kind.PLAN_CHANGED,
+})
+HOST_FIELDS = frozenset({"host", "customer", "created"})
+
+
+def _hypervisors(before: Fleet, after: Fleet, changes: tuple[Change, ...]) -> set[str]:
+    """The reachable hypervisors (with an address: group hypervisors_reachable) whose guests'
+    list or plans a change touches, before and after (a guest may move)."""
+    hosts: set[str] = set()
+    for change in changes:
+        if change.machine_kind != GUEST or not (
+                change.kind in HOST_KINDS or any(f.name in HOST_FIELDS for f in change.fields)):
+            continue
+        for fleet in (before, after):
+            guest = fleet.guest(change.machine)
+            host = fleet.host(guest.host) if guest is not None else None
+            if host is not None and host.ipv4 is not None:
+                hosts.add(host.name)
+    return hosts
+
+
 def _touches_store(change: Change) -> bool:
     return change.kind in STORE_KINDS or any(f.name in STORE_FIELDS for f in change.fields)
 
@@ -196,9 +221,12 @@ def _playbooks(before: Fleet, after: Fleet, changes: tuple[Change, ...]) -> list
     monitors = (sorted(m.name for m in after.monitors)
                 if _monitor_targets(before) != _monitor_targets(after) else [])
     routers = sorted(_edge_routers(before, after, changes))
-    limit = tuple(dict.fromkeys(machines + stores + monitors + routers))
+    hypervisors = sorted(_hypervisors(before, after, changes))
+    limit = tuple(dict.fromkeys(hypervisors + machines + stores + monitors + routers))
     if limit:
         why = []
+        if hypervisors:
+            why.append("hypervisors whose guests or plans changed (traffic quota job, M8)")
         if machines:
             why.append("changed machines")
         if routers:

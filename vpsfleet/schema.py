@@ -79,6 +79,12 @@ class FilterPolicy(Strict):
     filtered_inbound_ports: list[PortSpec]  # M5
     udp_connlimit: Positive
     icmp_connlimit: Positive
+    # M5: packets per second per guest tap and direction beyond which the hypervisor's nftables
+    # drop UDP / ICMP on the bridge (role hypervisor); nwfilter has no rate match.
+    udp_packets_per_second: Positive
+    udp_burst_packets: Positive
+    icmp_packets_per_second: Positive
+    icmp_burst_packets: Positive
 
 
 class MitigationPolicy(Strict):

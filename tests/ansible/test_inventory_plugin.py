@@ -634,3 +634,23 @@ def test_a_fractional_quota_is_exact_in_bytes(tmp_path: Path) -> None:
         "    monthly_quota_tb: 10  # M8\n", "    monthly_quota_tb: 0.3  # M8\n"))
     guests = hostvars(inventory_json(source), "labhv1")["vpsfleet_hypervisor_guests"]
     assert {g["monthly_quota_bytes"] for g in guests if g["plan"]["name"] == "vps-s"} == {300_000_000_000}
+
+
+def test_an_edge_router_is_in_edge_routers_with_the_fleet_file(tmp_path: Path) -> None:
+    """A datacenter's edge router (004: M5-M7, M28): reached at its management address; role
+    edge_router renders its ruleset from the very file the inventory read."""
+    source = lab_variant(tmp_path, lambda text: text.replace(
+        "    dns_resolvers: [198.51.100.2]\n",
+        "    dns_resolvers: [198.51.100.2]\n    edge_router: {name: lab-edge-a, address: 198.51.100.2}\n"))
+    inv = inventory_json(source)
+    assert members(inv, "edge_routers") == {"lab-edge-a"}
+    assert "lab-edge-a" in members(inv, "dc_lab_a")
+    router = hostvars(inv, "lab-edge-a")
+    assert router["ansible_host"] == "198.51.100.2" and router["vpsfleet_datacenter"] == "lab-a"
+    assert router["vpsfleet_fleet_file"] == str((tmp_path / "fleet.yml").resolve())
+
+
+def test_the_monitor_gets_the_audit_policy(inventory_of: Inventory) -> None:
+    audit = hostvars(inventory_of("lab"), "labmon1")["vpsfleet_policy_audit"]  # M29
+    assert audit["time"] == "04:30" and audit["max_rate"] == 100
+    assert "6667/tcp" in audit["ports"]["irc"] or "6660-6669/tcp" in audit["ports"]["irc"]

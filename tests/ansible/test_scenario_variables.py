@@ -44,6 +44,11 @@ DELIBERATE: dict[tuple[str, str, str], str] = {
     ("molecule/backup_ops", "backup-ops-store", "vpsfleet_store_guests[0].retention_minimum_sets"):
         "an optional per-guest override role backup_store accepts (argument_specs), equal to the"
         " policy's value the plugin leaves it to; can go from the scenario",
+    ("ansible/roles/monitor/molecule/default", "monitor-role-monitor", "vpsfleet_policy_audit.time"):
+        "the audit timer's time under test: not the policy default, to prove the wiring (M29)",
+    ("ansible/roles/monitor/molecule/default", "monitor-role-monitor",
+     "vpsfleet_policy_audit.max_rate"):
+        "the audit's rate under test: not the policy default, to prove the wiring (M29)",
 }  # fmt: skip
 # Hosts whose variables are checked for their shape only (keys the plugin gives), with the
 # fleet machine of the same kind: a store with terminated and suspended guests, loopback address

@@ -363,3 +363,17 @@ def test_a_dedicated_servers_cut_and_block_go_to_its_edge_router(tmp_path: Path)
     # the revert lifts both, and the router is in the limit again
     back = changes_between(after, before, now=NOW)
     assert [c.kind for c in back] == [Kind.GUEST_RESUMED, Kind.SMTP_BLOCK_LIFTED]
+
+
+def test_a_plan_change_reconfigures_the_guests_hypervisor(tmp_path: Path) -> None:
+    """Its quota job's traffic.json lists the host's guests and plans (role hypervisor, M8)."""
+    text = (REPO / "inventories" / "example-production" / "fleet.yml").read_text()
+    old = "    plan: vps-s\n    host: hv-par1-01\n    image: debian-12\n    ipv4: 192.0.2.20\n"
+    assert old in text
+    before = fleet_of(tmp_path, text, "before.yml")
+    after = fleet_of(tmp_path, text.replace(old, old.replace("vps-s", "vps-m")), "after.yml")
+    plan = build_plan(before, after, changes_between(before, after, now=NOW), source="p",
+                      from_rev="A", to_rev="B")
+    (site,) = [r for r in plan.playbooks if r.playbook == "site.yml"]
+    assert "hv-par1-01" in site.limit and "traffic quota job" in site.why
+    assert "hv-par1-02" not in site.limit

@@ -45,10 +45,12 @@ description:
     C(unmanaged) nor C(backup_clients): the backup service is per guest (the night's planner,
     the store's accounts and quotas follow guests and their plans), and a dedicated offer that
     says C(backup) gets a warning. A server without an address is absent."
-  - Function groups C(guests), C(hypervisors), C(backup_stores), C(monitors); guests with the
-    backup service are also in C(backup_clients). Hypervisors, stores and monitors are also in
-    their C(dc_<code>) group.
+  - Function groups C(guests), C(hypervisors), C(backup_stores), C(monitors), C(edge_routers)
+    (a datacenter's C(edge_router), with C(ansible_host) and C(vpsfleet_datacenter)); guests with
+    the backup service are also in C(backup_clients). Hypervisors, stores, monitors and edge
+    routers are also in their C(dc_<code>) group.
   - "Variables of group C(all): C(vpsfleet_environment) (the fleet's environment name),
+    C(vpsfleet_fleet_file) (the absolute path of the fleet file the inventory read),
     C(vpsfleet_provider) (the provider section: name, e-mail addresses, SMTP relay, operators),
     C(vpsfleet_monitor_addresses) (the monitors' IPv4 addresses) and C(vpsfleet_policy_backup)
     (the fleet's backup policy: window, default paths, compression, quota multiple, dead-man check
@@ -94,7 +96,8 @@ description:
     account per customer: C(id), C(identity), C(name), C(email), C(language), C(quota_bytes),
     C(guests))."
   - "Variables of a monitor: C(ansible_host), C(vpsfleet_datacenter), C(vpsfleet_support_email)
-    (where alerts open tickets) and C(vpsfleet_monitor_targets), what it watches (M16, M26):
+    (where alerts open tickets), C(vpsfleet_policy_audit) (the policy of the forbidden-services
+    audit, M29: time, rate, ports) and C(vpsfleet_monitor_targets), what it watches (M16, M26):
     C(node), the node exporters of the active managed guests with an address (C(guest),
     C(customer), C(address)), and C(icmp), every active guest and every delivered dedicated
     server with an address (C(name), C(kind) guest or server, C(customer), C(address))."
@@ -212,6 +215,9 @@ class InventoryModule(BaseInventoryPlugin, Constructable):  # type: ignore[misc]
         except OSError as err:
             raise AnsibleParserError(f"cannot read the fleet file {fleet_file}: {err}") from err
         self._populate(fleet)
+        # The file itself: what runs on the controller from the inventory (role edge_router's
+        # render) reads the same fleet, also a throwaway clone's (deploy apply).
+        self.inventory.set_variable("all", "vpsfleet_fleet_file", str(fleet_file.resolve()))
 
     # --- building the inventory --------------------------------------------------------------
 
@@ -243,7 +249,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable):  # type: ignore[misc]
         self._add_host_to_keyed_groups(self.get_option("keyed_groups"), variables, name, strict=strict)
 
     def _populate(self, fleet: Any) -> None:
-        for function in ("guests", "hypervisors", "backup_stores", "monitors"):
+        for function in ("guests", "hypervisors", "backup_stores", "monitors", "edge_routers"):
             self._group(function)
         provider = _plain(fleet.provider)
         self.inventory.set_variable("all", "vpsfleet_environment", fleet.environment)
@@ -273,6 +279,16 @@ class InventoryModule(BaseInventoryPlugin, Constructable):  # type: ignore[misc]
                 variables["ansible_host"] = str(host.ipv4)
                 groups.append(HYPERVISORS_REACHABLE)
             self._host(host.name, groups, variables)
+
+        # The datacenters' edge routers keep the dedicated servers' network promises (004: M5,
+        # M6, M7, M28): role edge_router renders their ruleset from this fleet.
+        for dc in fleet.datacenters:
+            if dc.edge_router is not None:
+                self._host(
+                    dc.edge_router.name,
+                    ["edge_routers", group_name("dc", dc.code)],
+                    {"ansible_host": str(dc.edge_router.address), "vpsfleet_datacenter": dc.code},
+                )
 
         # The night's start times (M18): the planner's, so that nothing is random.
         from vpsfleet.backup_plan import plan_night
@@ -317,6 +333,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable):  # type: ignore[misc]
                     "vpsfleet_datacenter": monitor.datacenter,
                     "vpsfleet_monitor_targets": targets,
                     "vpsfleet_support_email": fleet.provider.support_email,
+                    "vpsfleet_policy_audit": _plain(fleet.policy.audit),
                 },
             )
 
