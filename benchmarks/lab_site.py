@@ -3,6 +3,7 @@ run and second run (which must report no change). Prints figures; never asserts 
 
     .venv/bin/python benchmarks/lab_site.py                  # lab up twice, site on 2 and 8
     .venv/bin/python benchmarks/lab_site.py --no-lab --guests 2
+    .venv/bin/python benchmarks/lab_site.py --no-lab --guests 2 --profile   # per-task top 10
 
 The N guests are systemd containers of the test image in a network namespace and podman network
 of the benchmark's own (192.0.2.0/24), configured as managed guests; they are removed at the end.
@@ -26,6 +27,8 @@ BIN = REPO / ".venv" / "bin"
 NETNS = "vpsfleet-bench"
 NETWORK = "vpsfleet-bench"
 SUBNET, GATEWAY = "192.0.2.0/24", "192.0.2.1"
+# ansible.posix.profile_tasks' summary lines: "Task name ------------ 1.23s".
+TASK_TIME = re.compile(r"^(.+?) -{3,} (\d+\.\d+)s$", re.M)
 RECAP = re.compile(r"^(\S+)\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
 
 
@@ -146,8 +149,13 @@ def inventory(guests: list[tuple[str, str]], key: Path) -> dict[str, object]:
     }
 
 
-def site(work: Path, inv: Path, run: int) -> tuple[float, int, int]:
+def site(work: Path, inv: Path, run: int, profile: bool) -> tuple[float, int, int, list[str]]:
     ident = f"site-{run}"
+    callbacks = (
+        {"ANSIBLE_CALLBACKS_ENABLED": "ansible.posix.profile_tasks", "PROFILE_TASKS_TASK_OUTPUT_LIMIT": "10"}
+        if profile
+        else {}
+    )
     start = time.monotonic()
     result = subprocess.run(
         [
@@ -162,27 +170,33 @@ def site(work: Path, inv: Path, run: int) -> tuple[float, int, int]:
             str(REPO / "ansible" / "playbooks" / "site.yml"),
             "--inventory",
             str(inv),
+            # Role patching installs unattended-upgrades from an apt repository, which the lab
+            # serves (role lab_apt_repo) and this benchmark's network does not: measured in the lab.
+            "--cmdline",
+            "--skip-tags patching",
             "-q",
         ],
         env={
             **os.environ,
             "ANSIBLE_CONFIG": str(REPO / "ansible" / "ansible.cfg"),
             "PATH": f"{BIN}:{os.environ['PATH']}",
+            **callbacks,
         },
         capture_output=True,
         text=True,
     )
     elapsed = time.monotonic() - start
-    stdout = (work / "artifacts" / ident / "stdout").read_text()
-    recap = RECAP.findall(re.sub(r"\x1b\[[0-9;]*m", "", stdout))
+    stdout = re.sub(r"\x1b\[[0-9;]*m", "", (work / "artifacts" / ident / "stdout").read_text())
+    recap = RECAP.findall(stdout)
     if result.returncode != 0 or not recap:
         sys.exit(f"site.yml failed:\n{stdout[-4000:]}")
     changed = sum(int(r[2]) for r in recap)
     failed = sum(int(r[4]) + int(r[3]) for r in recap)
-    return elapsed, changed, failed
+    top = [f"{seconds:>7}s  {name.strip()}" for name, seconds in TASK_TIME.findall(stdout)][:10]
+    return elapsed, changed, failed, top
 
 
-def bench_site(count: int, image: str) -> None:
+def bench_site(count: int, image: str, profile: bool) -> None:
     with tempfile.TemporaryDirectory(prefix="vpsfleet-bench-") as tmp:
         work = Path(tmp)
         key = work / "id_ed25519"
@@ -193,12 +207,14 @@ def bench_site(count: int, image: str) -> None:
             inv = work / "inventory.json"
             inv.write_text(json.dumps(inventory(guests, key)))
             for run in (1, 2):
-                elapsed, changed, failed = site(work, inv, run)
+                elapsed, changed, failed, top = site(work, inv, run, profile)
                 print(
                     f"site.yml on {count} guests, run {run:<17} {elapsed:7.1f} s   "
                     f"changed={changed} failed={failed}",
                     flush=True,
                 )
+                for line in top:
+                    print(f"    {line}", flush=True)
         finally:
             down()
 
@@ -207,6 +223,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--guests", type=int, nargs="*", default=[2, 8])
     parser.add_argument("--no-lab", action="store_true", help="skip the make lab timings")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="print each site.yml run's 10 longest tasks (ansible.posix.profile_tasks)",
+    )
     args = parser.parse_args()
     image = subprocess.run(
         ["bash", "scripts/build-test-image.sh"], cwd=REPO, check=True, capture_output=True, text=True
@@ -215,7 +236,7 @@ def main() -> None:
     if not args.no_lab:
         bench_lab()
     for count in args.guests:
-        bench_site(count, image)
+        bench_site(count, image, args.profile)
 
 
 if __name__ == "__main__":
