@@ -13,7 +13,11 @@
 #   6. runs a backup of the managed guests and verifies it;  7. shows the monitor at work: its
 #      targets up, one outage (a guest's address black-holed in the lab's router for a moment)
 #      fired and resolved as ticket mails in the sink, and the month's SLA report and chart
-#      (python -m vpsfleet.lab_monitor);  8. prints what runs where and how to reach it.
+#      (python -m vpsfleet.lab_monitor);  8. runs the GitOps pipeline on a merge (python -m
+#      vpsfleet.lab_pipeline): in a throwaway repository of the lab's fleet, a new guest, a port 25
+#      block and a suspension, then `vpsfleet deploy apply` twice (the new guest's container,
+#      site.yml, the customers' notices in the sink; then nothing), and the lab put back;
+#   9. prints what runs where and how to reach it.
 # Running it again only starts what is missing and re-applies site.yml (which changes nothing).
 # scripts/lab-down.sh removes everything it made.
 # Its Python steps (the plan from the fleet file, ansible-runner, the verification's summary)
@@ -93,19 +97,12 @@ PYTHONPATH="$root/pulumi" python -m vpsfleet_infra.nocloud lab-seeds inventories
   "$lab_dir/seeds" --operator-key "$key.pub" --handover-key "$handover_key.pub" \
   --customer-key "$customer_key.pub" --password-seed "$password_seed" --provider-machine mailsink
 
-# start_container NAME HOSTNAME POOL IPV4: prints "new" when it had to be created. The seed folder
-# is what a VPS's seed disk is: cloud-init reads it at first boot.
+# start_container NAME HOSTNAME POOL IPV4: prints "new" when it had to be created, starts it when
+# stopped. A systemd container at its fixed address, with its seed folder where cloud-init reads a
+# NoCloud seed (what a VPS's seed disk is: cloud-init reads it at first boot). The podman command
+# is vpsfleet/lab.py's (container_command), which the pipeline demo uses for its new guest too.
 start_container() {
-  local name=$1 hostname=$2 pool=$3 ipv4=$4
-  if ! podman container exists "$name"; then
-    in_lab podman run -d --name "$name" --hostname "$hostname" --label vpsfleet-lab=1 \
-      --network "vpsfleet-lab-$pool" --ip "$ipv4" --systemd=always --cap-add NET_ADMIN --cap-add NET_RAW \
-      --volume "$lab_dir/seeds/$hostname:/var/lib/cloud/seed/nocloud:ro" \
-      "$image" /sbin/init >/dev/null
-    echo new
-  elif [[ "$(podman container inspect -f '{{.State.Running}}' "$name")" != true ]]; then
-    in_lab podman start "$name" >/dev/null
-  fi
+  in_lab python -m vpsfleet.lab start-container "$lab_dir" "$image" "$@"
 }
 
 step "containers"
@@ -134,6 +131,16 @@ all:
 unmanaged:
   vars:
     ansible_ssh_private_key_file: $handover_key  # until the hand-over removes it
+managed:
+  vars:
+    # The lab's archives on the sink (role lab_apt_repo), in role patching's form: what lab.yml
+    # sets from lab_apt_repo_sources, here too so that every site.yml of the lab (a
+    # vpsfleet deploy apply of the pipeline demo) keeps them instead of removing them.
+    patching_apt_sources:
+      - {name: "the lab's security archive (Debian-Security)", uris: ["http://$sink_ipv4:8080/security"],
+         suites: [bookworm-security], components: [main], trusted: true}
+      - {name: "the lab's main archive (Debian)", uris: ["http://$sink_ipv4:8080/main"],
+         suites: [bookworm], components: [main], trusted: true}
 monitors:
   vars:
     # The lab's alert demo below waits for a ticket and its resolution: shorter delays than
@@ -185,6 +192,14 @@ in_lab python -m vpsfleet.lab_monitor demo inventories/lab/fleet.yml --prometheu
   --sink "$sink_ipv4" --ssh-key "$key" --known-hosts "$lab_dir/ssh/known_hosts" --out "$lab_dir/sla" || demo=$?
 in_lab ssh -S "$tunnel" -O exit "root@$monitor_ipv4" 2>/dev/null || true
 ((demo == 0)) || exit "$demo"
+
+step "the GitOps pipeline on a merge: a new guest, a port 25 block, a suspension; apply, twice"
+# In a throwaway repository of the lab's fleet (docs/lab.md): the merge made with the commands,
+# the new guest's container as pulumi up would make its VM, `vpsfleet deploy apply --skip-pulumi`
+# (site.yml on what changed, the notices through the sink), the mails checked, the same apply
+# again (nothing sent, nothing changed), then the lab put back as its fleet says.
+in_lab python -m vpsfleet.lab_pipeline demo inventories/lab/fleet.yml --lab-dir "$lab_dir" \
+  --image "$image" --sink "$sink_ipv4"
 
 step "the lab"
 printf '%-12s %-16s %-18s %-9s %s\n' NAME IPV4 OFFER STATE "HOW TO REACH IT"

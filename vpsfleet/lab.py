@@ -3,6 +3,7 @@
     python -m vpsfleet.lab plan SINK_IPV4 [--env lab]        # the lab plan, as shell assignments
     python -m vpsfleet.lab run-playbook ROOT LAB_DIR PLAYBOOK [LIMIT]   # through ansible-runner
     python -m vpsfleet.lab verify-summary SUMMARY_JSON        # one line per verified guest
+    python -m vpsfleet.lab start-container LAB_DIR IMAGE NAME HOSTNAME POOL IPV4   # prints "new"
 
 The plan is what lab.sh sources: the address pools in use (`NAME:NETWORK:GATEWAY`), then one
 `NAME:IPV4:POOL:WHO:KIND` word per machine, WHO being who is root (`customer` or `provider`) and
@@ -17,6 +18,7 @@ import argparse
 import ipaddress
 import json
 import shlex
+import subprocess
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -123,6 +125,65 @@ def plan(fleet: Fleet, sink: ipaddress.IPv4Address) -> LabPlan:
     )
 
 
+def container_command(lab_dir: Path, image: str, name: str, hostname: str, pool: str, ipv4: str) -> list[str]:
+    """`podman run` of one machine of the lab: systemd, at its fixed address on its pool's
+    network, with its seed folder where cloud-init reads a NoCloud seed (what a VPS's seed disk
+    is: cloud-init reads it at first boot). Run inside the lab's namespace."""
+    return [
+        "podman",
+        "run",
+        "-d",
+        "--name",
+        name,
+        "--hostname",
+        hostname,
+        "--label",
+        "vpsfleet-lab=1",
+        "--network",
+        f"vpsfleet-lab-{pool}",
+        "--ip",
+        ipv4,
+        "--systemd=always",
+        "--cap-add",
+        "NET_ADMIN",
+        "--cap-add",
+        "NET_RAW",
+        "--volume",
+        f"{lab_dir}/seeds/{hostname}:/var/lib/cloud/seed/nocloud:ro",
+        image,
+        "/sbin/init",
+    ]
+
+
+def start_container(lab_dir: Path, image: str, name: str, hostname: str, pool: str, ipv4: str) -> str:
+    """Creates the container when missing ("new"), starts it when stopped ("started"), else
+    leaves it ("")."""
+
+    def podman(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["podman", *args], capture_output=True, text=True, check=False)
+
+    def must(done: subprocess.CompletedProcess[str]) -> None:
+        if done.returncode != 0:
+            raise LabError(f"{' '.join(done.args)}: {done.stderr.strip()}")
+
+    if podman("container", "exists", name).returncode != 0:
+        must(
+            subprocess.run(
+                container_command(lab_dir, image, name, hostname, pool, ipv4),
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+        )
+        return "new"
+    state = podman("container", "inspect", "-f", "{{.State.Running}}", name)
+    must(state)
+    if state.stdout.strip() != "true":
+        must(podman("start", name))
+        return "started"
+    return ""
+
+
 def runner_settings(root: Path, lab_dir: Path, playbook: str, limit: str) -> dict[str, Any]:
     """ansible-runner's arguments for one playbook of the lab (inventory: the fleet's plugin
     file and lab.sh's additions)."""
@@ -146,11 +207,26 @@ def runner_settings(root: Path, lab_dir: Path, playbook: str, limit: str) -> dic
     }
 
 
-def run_playbook(root: Path, lab_dir: Path, playbook: str, limit: str = "") -> int:
-    """Runs the playbook through ansible-runner (the interface AWX/AAP use); 0 when it passed."""
+def run_playbook(
+    root: Path,
+    lab_dir: Path,
+    playbook: str,
+    limit: str = "",
+    quiet: bool = False,
+    fleet_inventory: Path | None = None,
+    tags: str = "",
+) -> int:
+    """Runs the playbook through ansible-runner (the interface AWX/AAP use); 0 when it passed.
+    `quiet`: Ansible's progress only in the artifacts. `fleet_inventory`: another fleet's inventory
+    source instead of the lab's (the pipeline demo's merge), with lab.sh's additions."""
     import ansible_runner  # only here: the plan and the summary need no Ansible
 
-    result = ansible_runner.run(**runner_settings(root, lab_dir, playbook, limit))
+    settings = {**runner_settings(root, lab_dir, playbook, limit), "quiet": quiet}
+    if fleet_inventory is not None:
+        settings["inventory"] = [str(fleet_inventory), f"{lab_dir}/lab-hosts.yml"]
+    if tags:
+        settings["tags"] = tags
+    result = ansible_runner.run(**settings)
     print(f"ansible-runner: {result.status}, artifacts in {result.config.artifact_dir}")
     return 0 if result.rc == 0 else 1
 
@@ -183,6 +259,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("limit", nargs="?", default="")
     p = commands.add_parser("verify-summary", help="the verification's summary.json, one line per guest")
     p.add_argument("summary", type=Path)
+    p = commands.add_parser("start-container", help="one machine's container, when missing or stopped")
+    for name in ("lab_dir", "image", "name", "hostname", "pool", "ipv4"):
+        p.add_argument(name, type=Path if name == "lab_dir" else str)
     args = parser.parse_args(argv)
 
     if args.command == "plan":
@@ -197,6 +276,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.command == "run-playbook":
         return run_playbook(args.root, args.lab_dir, args.playbook, args.limit)
+    if args.command == "start-container":
+        try:
+            done = start_container(args.lab_dir, args.image, args.name, args.hostname, args.pool, args.ipv4)
+        except LabError as error:
+            print(error, file=sys.stderr)
+            return 1
+        if done == "new":
+            print(done)
+        return 0
     with args.summary.open(encoding="utf-8") as f:
         summary = json.load(f)
     for line in verify_summary(summary):

@@ -186,6 +186,26 @@ def test_lab_sh_calls_the_module_and_runs_no_python_heredoc() -> None:
         "python -m vpsfleet.lab plan",
         "python -m vpsfleet.lab run-playbook",
         "python -m vpsfleet.lab verify-summary",
+        "python -m vpsfleet.lab start-container",
+        "python -m vpsfleet.lab_pipeline demo",
     ):
         assert command in script, command
     subprocess.run(["bash", "-n", str(ROOT / "scripts" / "lab.sh")], check=True)
+
+
+def test_the_lab_inventory_gives_the_managed_guests_lab_yml_s_apt_sources() -> None:
+    """lab-hosts.yml's patching_apt_sources (lab.sh) are what role lab_apt_repo's client entry
+    point gives lab.yml: the same file written by every site.yml of the lab, no change between."""
+    import yaml
+
+    defaults = yaml.safe_load((ROOT / "ansible" / "roles" / "lab_apt_repo" / "defaults" / "main.yml")
+                              .read_text())
+    script = (ROOT / "scripts" / "lab.sh").read_text()
+    for archive in defaults["lab_apt_repo_archives"]:
+        suite = archive["suite"].replace("{{ lab_apt_repo_codename }}",
+                                         defaults["lab_apt_repo_codename"])
+        name = f"the lab's {archive['name']} archive ({archive.get('label', 'Debian')})"
+        uri = f"http://$sink_ipv4:{defaults['lab_apt_repo_port']}/{archive['name']}"
+        assert f'{{name: "{name}", uris: ["{uri}"],' in script, name
+        assert f"suites: [{suite}], components: [{archive.get('component', 'main')}], trusted: true}}" \
+            in script, suite
