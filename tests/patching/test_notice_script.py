@@ -282,3 +282,24 @@ def test_bad_configuration_is_refused(guest: Guest) -> None:
     rc, out = guest.notice()
     assert rc == 2
     assert "customer_email" in out["error"]
+
+
+def test_what_is_left_of_a_notice_already_sent_is_not_sent_again(guest: Guest) -> None:
+    """A handler restarted one of the services announced: the rest is still announced (the lab's
+    second deploy apply sent a second 'restart' notice for a fresh guest before this)."""
+    lib = "7f0000000000-7f0000001000 r-xp 00000000 08:01 1234"
+    for pid, unit in ((101, "nginx"), (102, "rsyslog")):
+        guest.process(pid, [f"{lib} /usr/lib/x86_64-linux-gnu/libssl.so.3 (deleted)"],
+                      f"0::/system.slice/{unit}.service\n")  # fmt: skip
+    _, out = guest.notice(now="2026-11-23T04:20:00+01:00")
+    assert out["services"] == ["nginx.service", "rsyslog.service"] and out["sent"]
+    for name in ("maps", "cgroup"):
+        (guest.root / "proc" / "102" / name).unlink()
+    (guest.root / "proc" / "102").rmdir()  # rsyslog restarted: nginx is left
+    rc, out = guest.notice(now="2026-11-23T05:00:00+01:00")
+    assert (rc, out["state"], out["sent"]) == (0, "covered", False)
+    assert out["reboot_at"] == "2026-11-24T05:30+01:00" and len(guest.mails()) == 1
+    # Something it did not announce is a new notice.
+    guest.need_reboot("linux-image-6.1.0-99-amd64")
+    _, out = guest.notice(now="2026-11-23T05:10:00+01:00")
+    assert out["state"] == "sent" and len(guest.mails()) == 2

@@ -89,6 +89,16 @@ def reboot_allowed(run: Path, state: dict[str, Any], now: dt.datetime) -> tuple[
     return True, f"notice sent {state['sent_at']} for {state['reboot_at']}"
 
 
+def covered(state: dict[str, Any], reboot: bool, pkgs: list[str], services: list[str]) -> bool:
+    """Whether the notice sent announced all that is needed now: no reboot it did not announce,
+    no package or service it did not name."""
+    return (
+        (not reboot or bool(state.get("reboot")))
+        and set(pkgs) <= set(state.get("reboot_packages") or [])
+        and set(services) <= set(state.get("services") or [])
+    )
+
+
 def reboot_time(cfg: dict[str, Any], state: dict[str, Any], now: dt.datetime) -> dt.datetime:
     """The maintenance window at least `notice_hours` ahead; a newer update joins a pending
     notice and keeps its time if that is still far enough ahead."""
@@ -151,6 +161,11 @@ def main(argv: list[str] | None = None) -> int:
     key = hashlib.sha256(json.dumps([reboot, pkgs, services]).encode()).hexdigest()[:16]
     if state.get("status") == "sent" and state.get("key") == key:
         result.update(state="unchanged", reboot_at=state["reboot_at"])
+        return say(result)
+    if state.get("status") == "sent" and covered(state, reboot, pkgs, services):
+        # Part of what was announced already happened (a handler restarted a service): the
+        # notice sent still tells the customer all that is left, at the time it gave.
+        result.update(state="covered", reboot_at=state["reboot_at"])
         return say(result)
 
     reboot_at = reboot_time(cfg, state, now)
