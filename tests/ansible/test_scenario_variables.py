@@ -39,11 +39,6 @@ NOT_FROM_PLUGIN = {"vpsfleet_backup_secret"}
 DELIBERATE: dict[tuple[str, str, str], str] = {
     ("ansible/roles/backup/molecule/default", "backup-role-guest", "vpsfleet_backup.start"):
         "the timer's start time under test; the planner would give the store's only guest 00:00",
-    ("molecule/backup_ops", "backup-ops-guest", "vpsfleet_backup.start"):
-        "the timer's start time under test; the planner would give the store's only guest 00:00",
-    ("molecule/backup_ops", "backup-ops-store", "vpsfleet_store_guests[0].retention_minimum_sets"):
-        "an optional per-guest override role backup_store accepts (argument_specs), equal to the"
-        " policy's value the plugin leaves it to; can go from the scenario",
     ("ansible/roles/monitor/molecule/default", "monitor-role-monitor", "vpsfleet_policy_audit.time"):
         "the audit timer's time under test: not the policy default, to prove the wiring (M29)",
     ("ansible/roles/monitor/molecule/default", "monitor-role-monitor",

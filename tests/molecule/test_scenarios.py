@@ -13,7 +13,10 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 
-# (project folder, scenario): each role's `default`, then the scenarios spanning roles.
+# (project folder, scenario): each role's `default`, then the scenarios spanning roles. A scenario
+# costs containers created, booted and converged, so tests that need the machines another scenario
+# already builds go into that scenario (the backup operations playbooks: role backup's `default`,
+# tests/test_ops.py; docs/test-suite.md).
 SCENARIOS = sorted(
     (str(path.parent.parent.parent.relative_to(REPO)), path.parent.name)
     for path in (REPO / "ansible" / "roles").glob("*/molecule/*/molecule.yml")
@@ -45,3 +48,14 @@ def test_every_role_has_a_scenario() -> None:
     # for idempotence in the site scenario, which applies lab.yml; every other role has its own.
     assert roles - {"mail_sink", "lab_apt_repo"} <= with_scenario
     assert "site" in {s for p, s in SCENARIOS if p == "."}
+
+
+def test_the_backup_operations_tests_run_after_the_roles() -> None:
+    """Role backup's scenario verifies the role (test_default.py), then the operations playbooks
+    on the same store and guest (test_ops.py), which start from the state the role's tests leave:
+    Molecule's testinfra verifier runs a scenario's test files in sorted order."""
+    tests = REPO / "ansible" / "roles" / "backup" / "molecule" / "default" / "tests"
+    names = sorted(path.name for path in tests.glob("test_*.py"))
+    assert names.index("test_default.py") < names.index("test_ops.py")
+    assert ("ansible/roles/backup", "default") in SCENARIOS
+    assert not (REPO / "molecule" / "backup_ops").exists()
