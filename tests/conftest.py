@@ -41,6 +41,16 @@ def part_of(nodeid: str) -> str:
 
 SERIAL_GROUP = "serial"
 FIRST_SCENARIO = "[.:site]"
+# The longest scenarios next, longest first (docs/test-suite.md's figures), so that the last
+# ones handed out are short and the two workers end together; the others follow in name order.
+LONG_SCENARIOS = (
+    "[ansible/roles/backup:default]",
+    "[ansible/roles/backup_store:default]",
+    "[ansible/roles/monitor:default]",
+    "[ansible/roles/common:default]",
+    "[ansible/roles/hypervisor:default]",
+    "[ansible/roles/connection_logs:default]",
+)
 
 
 def is_scenario(nodeid: str) -> bool:
@@ -48,9 +58,15 @@ def is_scenario(nodeid: str) -> bool:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    # Stable sort: the site scenario, then the serial group, then the other scenarios.
-    def rank(item: pytest.Item) -> int:
-        return 0 if item.nodeid.endswith(FIRST_SCENARIO) else 2 if is_scenario(item.nodeid) else 1
+    # Stable sort: the site scenario, then the serial group, then the long scenarios longest
+    # first, then the other scenarios.
+    def rank(item: pytest.Item) -> tuple[int, int]:
+        if item.nodeid.endswith(FIRST_SCENARIO):
+            return (0, 0)
+        if not is_scenario(item.nodeid):
+            return (1, 0)
+        long = [i for i, name in enumerate(LONG_SCENARIOS) if item.nodeid.endswith(name)]
+        return (2, long[0]) if long else (3, 0)
 
     items.sort(key=rank)
 
