@@ -6,26 +6,19 @@ canary is the auditor's own listener)."""
 from __future__ import annotations
 
 import ipaddress
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from vpsfleet_agents.config_file import ConfigError as ConfigError  # this program's error too
+from vpsfleet_agents.config_file import load_config
 
 CATEGORIES = ("open_proxy", "irc", "tor", "vpn", "cardsharing")
 KINDS = ("guest", "server")
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 CUSTOMER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 PORTS = re.compile(r"^([0-9]{1,5})(?:-([0-9]{1,5}))?/(tcp|udp)$")  # the fleet's PortSpec
-
-
-class ConfigError(Exception):
-    """The configuration is unusable: `problems` lists each one with its location."""
-
-    def __init__(self, path: Path, problems: list[str]) -> None:
-        self.path = path
-        self.problems = problems
-        super().__init__(f"{path}: " + "; ".join(problems))
 
 
 @dataclass(frozen=True)
@@ -217,14 +210,4 @@ def parse(data: Any, path: Path) -> Config:
 
 
 def load(path: Path) -> Config:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as error:
-        raise ConfigError(path, [f"cannot read: {error.strerror or error}"]) from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise ConfigError(
-            path, [f"line {error.lineno} column {error.colno}: not JSON: {error.msg}"]
-        ) from None
-    return parse(data, path)
+    return load_config(path, parse)

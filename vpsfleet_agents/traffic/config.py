@@ -4,27 +4,20 @@ one remains."""
 
 from __future__ import annotations
 
-import json
 import re
 import zoneinfo
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from vpsfleet_agents.config_file import ConfigError as ConfigError  # this program's error too
+from vpsfleet_agents.config_file import load_config
+
 LANGUAGES = ("fr", "en")
 EMAIL = re.compile(r"^[^@\s<>,;]+@[^@\s<>,;]+\.[^@\s<>,;]+$")
 # libvirt domain names and target devices we accept: what the fleet's names and identity give.
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 DEVICE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$")  # IFNAMSIZ - 1
-
-
-class ConfigError(Exception):
-    """The configuration is unusable: `problems` lists each one with its location."""
-
-    def __init__(self, path: Path, problems: list[str]) -> None:
-        self.path = path
-        self.problems = problems
-        super().__init__(f"{path}: " + "; ".join(problems))
 
 
 @dataclass(frozen=True)
@@ -168,14 +161,4 @@ def parse(data: Any, path: Path) -> Config:
 
 
 def load(path: Path) -> Config:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as error:
-        raise ConfigError(path, [f"cannot read: {error.strerror or error}"]) from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise ConfigError(
-            path, [f"line {error.lineno} column {error.colno}: not JSON: {error.msg}"]
-        ) from None
-    return parse(data, path)
+    return load_config(path, parse)
