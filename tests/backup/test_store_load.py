@@ -37,7 +37,7 @@ class LoadedStore(ProftpdStore):
     """The conftest's private ProFTPD (TLS required, `DefaultRoot ~`, HiddenStores, mod_digest),
     with one write account per guest (`c<i>`/`g<i>`, home `srv/c<i>/g<i>`) and the store role's
     session limits: MaxClients `max_clients` with the role's message, MaxClientsPerUser 3,
-    MaxInstances four more than MaxClients (proftpd.conf.j2 with no extra sessions)."""
+    MaxInstances twice MaxClients plus 4 (proftpd.conf.j2 with no extra sessions)."""
 
     def __init__(self, base: Path, cert: Path, key: Path, guests: int, max_clients: int) -> None:
         super().__init__(base, cert, key)
@@ -57,7 +57,7 @@ class LoadedStore(ProftpdStore):
         (self.run_dir / "ftpd.passwd").write_text("".join(lines))
         conf = self.run_dir / "proftpd.conf"
         limits = (
-            f"MaxInstances {max_clients + 4}\n"
+            f"MaxInstances {max_clients * 2 + 4}\n"
             f'MaxClients {max_clients} "{BUSY_MESSAGE}"\n'
             'MaxClientsPerUser 3 "Too many sessions for this account"\n'
         )
@@ -262,6 +262,7 @@ def test_one_guest_past_the_store_limit_is_refused_then_published_the_same_night
     in the same attempt; with none, the attempt fails and the night retries it."""
     template = REPO / "ansible" / "roles" / "backup_store" / "templates" / "proftpd.conf.j2"
     assert f'"{BUSY_MESSAGE}"' in template.read_text()  # the limit the role configures
+    assert "extra_sessions | int) * 2 + 4 }}" in template.read_text()  # and LoadedStore's MaxInstances
     store = loaded_store
     now = dt.datetime.now().astimezone()
     # The night's window on the real clock: opened a minute ago, hard stop in five minutes.
