@@ -4,6 +4,7 @@ traceback (the traffic job on hosts, the audit on monitors)."""
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -34,3 +35,10 @@ def load_config(path: Path, parse: Callable[[Any, Path], T]) -> T:
             path, [f"line {error.lineno} column {error.colno}: not JSON: {error.msg}"]
         ) from None
     return parse(data, path)
+
+
+def bad_configuration(error: ConfigError) -> int:
+    """A program's answer to a bad configuration: every problem as one JSON line, exit 2."""
+    print(json.dumps({"error": "bad configuration", "file": str(error.path), "problems": error.problems}))
+    sys.stdout.flush()
+    return 2

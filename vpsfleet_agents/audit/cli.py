@@ -20,6 +20,7 @@ from pathlib import Path
 from vpsfleet_agents import textfile
 from vpsfleet_agents.audit import confirm, findings, report, scan
 from vpsfleet_agents.audit.config import Config, ConfigError, Target, load
+from vpsfleet_agents.config_file import bad_configuration
 
 DEFAULT_CONFIG = "/etc/vpsfleet/audit.json"
 
@@ -71,8 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = load(args.config)
     except ConfigError as error:
-        print(json.dumps({"error": "bad configuration", "file": str(error.path), "problems": error.problems}))
-        return 2
+        return bad_configuration(error)
     if args.command == "check":
         print(json.dumps({"ok": True, "targets": len(config.targets)}))
         return 0

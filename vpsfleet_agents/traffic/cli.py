@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from vpsfleet_agents import mail, textfile
+from vpsfleet_agents.config_file import bad_configuration
 from vpsfleet_agents.traffic import metrics, state
 from vpsfleet_agents.traffic.config import Config, ConfigError, load
 from vpsfleet_agents.traffic.counting import Ledger
@@ -128,8 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = load(args.config)
     except ConfigError as error:
-        print(json.dumps({"error": "bad configuration", "file": str(error.path), "problems": error.problems}))
-        return 2
+        return bad_configuration(error)
     now = args.now or dt.datetime.now(dt.UTC)
     cycle = cycle_of(now, config.time_zone)
     with locked(config.state_dir):
