@@ -194,10 +194,18 @@ def _state_change(old: Guest, new: Guest) -> list[Change]:
     if was is GuestState.TERMINATED:
         facts = (("terminated_on", _iso(old.terminated_on)), ("state", now.value))
         return [Change(new.name, GUEST, Kind.GUEST_REINSTATED, facts)]
-    if now is GuestState.SUSPENDED:
-        return [Change(new.name, GUEST, Kind.GUEST_SUSPENDED,
+    return _suspension_change(old, new, GUEST)
+
+
+def _suspension_change(old: Guest | DedicatedServer, new: Guest | DedicatedServer,
+                       section: str) -> list[Change]:
+    """Suspended or resumed (M7): a guest's, or a dedicated server's at its edge router."""
+    if old.state is new.state:
+        return []
+    if new.state is GuestState.SUSPENDED:
+        return [Change(new.name, section, Kind.GUEST_SUSPENDED,
                        (("suspended_on", _iso(new.suspended_on)),))]
-    return [Change(new.name, GUEST, Kind.GUEST_RESUMED,
+    return [Change(new.name, section, Kind.GUEST_RESUMED,
                    (("suspended_on", _iso(old.suspended_on)),))]
 
 
@@ -284,11 +292,7 @@ def _dedicated_network(before: Fleet, after: Fleet, old: DedicatedServer, new: D
                        before_now: dt.datetime, now: dt.datetime) -> list[Change]:
     """What the edge router keeps for a dedicated server (004: M6, M7, M28): its cut, its SMTP
     block and its mitigation, the same kinds as a guest's."""
-    changes = []
-    if old.state is not new.state:
-        kind = Kind.GUEST_SUSPENDED if new.state is GuestState.SUSPENDED else Kind.GUEST_RESUMED
-        day = new.suspended_on if new.state is GuestState.SUSPENDED else old.suspended_on
-        changes.append(Change(new.name, DEDICATED, kind, (("suspended_on", _iso(day)),)))
+    changes = _suspension_change(old, new, DEDICATED)
     changes += _smtp_change(old, new, before_now, now, DEDICATED)
     changes += _mitigation_change(before, after, old, new, before_now, now, DEDICATED)
     return changes
