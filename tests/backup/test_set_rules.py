@@ -191,6 +191,9 @@ def test_listing_parser_reads_lftp_cls() -> None:
          "tls_failed"),
         ("put: Access failed: 552 Disk quota exceeded", "", "quota"),
         ("put: Fatal error: max-retries exceeded", "426 Disk quota exceeded", "quota"),
+        # The data connection cut under lftp mid-transfer: its message is GnuTLS's, the reply says why.
+        ("put: Fatal error: gnutls_record_send: Error in the push function.",
+         "552 Transfer aborted. Disk quota exceeded", "quota"),
         ("cd: Fatal error: max-retries exceeded", "", "store_unreachable"),
         ("mv: Access failed: 550 Permission denied", "550 Permission denied", "upload_failed"),
     ],

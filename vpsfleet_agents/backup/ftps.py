@@ -53,10 +53,12 @@ def classify_lftp_error(stderr: str, replies: str = "") -> str:
         return "tls_failed"
     if "login failed" in err or "login incorrect" in both or "authentication failed" in both:
         return "auth_failed"
-    if any(w in err for w in ("certificate", "gnutls", "ssl", "tls", "handshake")):
-        return "tls_failed"
+    # Before the TLS check: a store that refuses an upload over quota aborts the TLS data
+    # connection under lftp, whose own message is then a GnuTLS error; the server's reply says why.
     if any(w in both for w in ("quota", "no space", "disk full", "552", "exceeded storage")):
         return "quota"
+    if any(w in err for w in ("certificate", "gnutls", "ssl", "tls", "handshake")):
+        return "tls_failed"
     unreachable = (
         "connection refused",
         "name or service not known",
