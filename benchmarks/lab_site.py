@@ -141,8 +141,8 @@ def inventory(guests: list[tuple[str, str]], key: Path) -> dict[str, object]:
                 "vpsfleet_offer": {"name": "managed", "kind": "managed_vps", "root": "provider"},
                 "vpsfleet_customer": {"id": "c-bench", "ssh_keys": [pub]},
                 "vpsfleet_monitor_addresses": ["192.0.2.250"],
-                "common_mail_relay_address": "192.0.2.3",
-                "common_apt_update_cache": False,
+                "guest_base_mail_relay_address": "192.0.2.3",
+                "guest_base_apt_update_cache": False,
             }
         },
         "managed": {"hosts": {name: {"ansible_host": ipv4} for name, ipv4 in guests}},

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs Molecule on one scenario with the repository's shared base configuration.
-#   molecule/run.sh ansible/roles/common test            (the role's `default` scenario)
+#   molecule/run.sh ansible/roles/guest_base test            (the role's `default` scenario)
 #   molecule/run.sh . test -s site                       (the site scenario under molecule/)
-#   molecule/run.sh ansible/roles/common converge        (any molecule sub-command)
+#   molecule/run.sh ansible/roles/guest_base converge        (any molecule sub-command)
 set -euo pipefail
 export VPSFLEET_ROOT="${VPSFLEET_ROOT:-$(cd "$(dirname "$0")/.." && pwd)}"
 project="${1:?usage: molecule/run.sh PROJECT_DIR COMMAND [ARGS...]}"

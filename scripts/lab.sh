@@ -123,10 +123,10 @@ all:
     ansible_ssh_common_args: >-
       -o UserKnownHostsFile=$lab_dir/ssh/known_hosts -o StrictHostKeyChecking=accept-new
     # The lab's keys stand in for the fleet's, which are examples (the seeds carry the same).
-    common_operators: [{name: ops, ssh_keys: ["$(cat "$key.pub")"]}]
-    common_customer_ssh_keys: ["$(cat "$customer_key.pub")"]
-    common_mail_relay_address: "$sink_ipv4"
-    common_apt_update_cache: false  # the image carries every package; the lab has no way out
+    guest_base_operators: [{name: ops, ssh_keys: ["$(cat "$key.pub")"]}]
+    guest_base_customer_ssh_keys: ["$(cat "$customer_key.pub")"]
+    guest_base_mail_relay_address: "$sink_ipv4"
+    guest_base_apt_update_cache: false  # the image carries every package; the lab has no way out
     vpsfleet_backup_secret: "{{ lookup('ansible.builtin.file', '$secret') }}"
 unmanaged:
   vars:

@@ -44,10 +44,10 @@ FIRST_SCENARIO = "[.:site]"
 # The longest scenarios next, longest first (docs/test-suite.md's figures), so that the last
 # ones handed out are short and the two workers end together; the others follow in name order.
 LONG_SCENARIOS = (
-    "[ansible/roles/backup:default]",
+    "[ansible/roles/backup_agent:default]",
     "[ansible/roles/backup_store:default]",
     "[ansible/roles/monitor:default]",
-    "[ansible/roles/common:default]",
+    "[ansible/roles/guest_base:default]",
     "[ansible/roles/hypervisor:default]",
     "[ansible/roles/connection_logs:default]",
 )

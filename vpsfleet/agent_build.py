@@ -44,11 +44,11 @@ ARTIFACTS: tuple[Artifact, ...] = (
     ),
     Artifact("vpsfleet-mail-sink", "vpsfleet_agents.mail_sink:main", "ansible/roles/mail_sink/files"),
     Artifact("lab-apt-repo-build", "vpsfleet_agents.lab_apt_repo:main", "ansible/roles/lab_apt_repo/files"),
-    Artifact("vpsfleet-backup", "vpsfleet_agents.backup.cli:main", "ansible/roles/backup/files"),
+    Artifact("vpsfleet-backup", "vpsfleet_agents.backup.cli:main", "ansible/roles/backup_agent/files"),
     Artifact(
         "vpsfleet-backup-failure-mail",
         "vpsfleet_agents.backup.failure_mail:main",
-        "ansible/roles/backup/files",
+        "ansible/roles/backup_agent/files",
     ),
     Artifact("vpsfleet-verify-backup", "vpsfleet_agents.verify.cli:main", "ansible/roles/backup_store/files"),
     Artifact("vpsfleet-backup-store", "vpsfleet_agents.store.cli:main", "ansible/roles/backup_store/files"),

@@ -145,7 +145,7 @@ def tarball(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_the_tarball_holds_roles_playbooks_and_plugins_and_no_tests(tarball: Path) -> None:
     with tarfile.open(tarball) as archive:
         names = set(archive.getnames())
-    for role in ("common", "backup", "backup_store", "monitor", "monitoring_agent", "patching"):
+    for role in ("guest_base", "backup_agent", "backup_store", "monitor", "monitoring_agent", "patching"):
         assert f"roles/{role}/tasks/main.yml" in names, role
         assert f"roles/{role}/meta/argument_specs.yml" in names, role
     assert "playbooks/site.yml" in names
@@ -171,7 +171,7 @@ def test_the_tarball_installs_offline_and_its_plugin_reads_the_fleet(tarball: Pa
     assert install.returncode == 0, install.stderr
     installed = collections / "ansible_collections" / "vpsfleet" / "platform"
     assert (installed / "plugins" / "inventory" / "vpsfleet.py").is_file()
-    assert (installed / "roles" / "backup" / "tasks" / "main.yml").is_file()
+    assert (installed / "roles" / "backup_agent" / "tasks" / "main.yml").is_file()
 
     source = tmp_path / "inventory" / "vpsfleet.yml"
     source.parent.mkdir()

@@ -332,7 +332,7 @@ def test_lab_dedicated_server_variables_come_from_the_fleet(inventory_of: Invent
     assert server["vpsfleet_delivery"] == {
         "delivered": False, "paid_on": "2026-12-01", "due_on": "2026-12-08", "delivered_on": None,
     }  # fmt: skip
-    # What role common reads, as a guest of the same customer has it: the customer's account,
+    # What role guest_base reads, as a guest of the same customer has it: the customer's account,
     # language and keys; the operators and the relay from group all.
     guest = hostvars(inv, "bravo-vps")
     assert server["vpsfleet_customer"] == guest["vpsfleet_customer"]

@@ -37,7 +37,7 @@ NOT_FROM_PLUGIN = {"vpsfleet_backup_secret"}
 
 # (scenario folder, host, path): why the scenario's value differs from the plugin's.
 DELIBERATE: dict[tuple[str, str, str], str] = {
-    ("ansible/roles/backup/molecule/default", "backup-role-guest", "vpsfleet_backup.start"):
+    ("ansible/roles/backup_agent/molecule/default", "backup-role-guest", "vpsfleet_backup.start"):
         "the timer's start time under test; the planner would give the store's only guest 00:00",
     ("ansible/roles/monitor/molecule/default", "monitor-role-monitor", "vpsfleet_policy_audit.time"):
         "the audit timer's time under test: not the policy default, to prove the wiring (M29)",

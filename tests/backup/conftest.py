@@ -29,8 +29,8 @@ from vpsfleet_agents.backup.config import Config, parse_config
 REPO = Path(__file__).resolve().parents[2]
 # The programs as the roles install them: zip applications built from vpsfleet_agents (fixture
 # `built`), run as subprocesses where a test needs a process of its own (signals, the CLI).
-AGENT_PATH = REPO / "ansible" / "roles" / "backup" / "files" / "vpsfleet-backup"
-FAILURE_MAIL_PATH = REPO / "ansible" / "roles" / "backup" / "files" / "vpsfleet-backup-failure-mail"
+AGENT_PATH = REPO / "ansible" / "roles" / "backup_agent" / "files" / "vpsfleet-backup"
+FAILURE_MAIL_PATH = REPO / "ansible" / "roles" / "backup_agent" / "files" / "vpsfleet-backup-failure-mail"
 VERIFIER_PATH = REPO / "ansible" / "roles" / "backup_store" / "files" / "vpsfleet-verify-backup"
 PASSWORD = 's3cret, with "quotes" and \\ spaces'  # exercises the lftp script quoting
 # 01:00 local time on the night of 2026-11-23: inside the backup window.

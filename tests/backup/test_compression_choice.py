@@ -1,5 +1,5 @@
 """Which compressor a guest's sets use (issue 15): zstd, the policy's default, unless the guest's
-offer keeps gzip (`backup_compression: gzip`); the inventory plugin gives role `backup` the
+offer keeps gzip (`backup_compression: gzip`); the inventory plugin gives role `backup_agent` the
 choice as `vpsfleet_backup.compression`, and the agent's own default is the policy's."""
 
 from __future__ import annotations

@@ -171,7 +171,7 @@ def agent_config(
     folder: Path, store: LoadedStore, cert: Path, guest: tuple[str, str], site: Path,
     night_window: tuple[str, str] | None, retry: dict[str, Any], tools: dict[str, str],
 ) -> Path:  # fmt: skip
-    """A guest's config.json as role `backup` writes it, against `store`; `night_window`
+    """A guest's config.json as role `backup_agent` writes it, against `store`; `night_window`
     (window_start, deadline) makes the run the night's (with retries), None a run on request."""
     customer, name = guest
     secrets = folder / "secrets"

@@ -15,7 +15,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 # (project folder, scenario): each role's `default`, then the scenarios spanning roles. A scenario
 # costs containers created, booted and converged, so tests that need the machines another scenario
-# already builds go into that scenario (the backup operations playbooks: role backup's `default`,
+# already builds go into that scenario (the backup operations playbooks: role backup_agent's `default`,
 # tests/test_ops.py; docs/test-suite.md).
 SCENARIOS = sorted(
     (str(path.parent.parent.parent.relative_to(REPO)), path.parent.name)
@@ -54,8 +54,8 @@ def test_the_backup_operations_tests_run_after_the_roles() -> None:
     """Role backup's scenario verifies the role (test_default.py), then the operations playbooks
     on the same store and guest (test_ops.py), which start from the state the role's tests leave:
     Molecule's testinfra verifier runs a scenario's test files in sorted order."""
-    tests = REPO / "ansible" / "roles" / "backup" / "molecule" / "default" / "tests"
+    tests = REPO / "ansible" / "roles" / "backup_agent" / "molecule" / "default" / "tests"
     names = sorted(path.name for path in tests.glob("test_*.py"))
     assert names.index("test_default.py") < names.index("test_ops.py")
-    assert ("ansible/roles/backup", "default") in SCENARIOS
+    assert ("ansible/roles/backup_agent", "default") in SCENARIOS
     assert not (REPO / "molecule" / "backup_ops").exists()

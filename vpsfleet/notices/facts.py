@@ -98,7 +98,7 @@ def _access_codes(fleet: Fleet, subject: Subject, change: Change,
     managed = _managed(fleet, guest)
     return {
         "managed": managed,
-        # Unmanaged: the hand-over locks root's password (role common), only keys remain.
+        # Unmanaged: the hand-over locks root's password (role guest_base), only keys remain.
         "console_user": MANAGED_CONSOLE_USER if managed else None,
         "password": initial_password(seed(), fleet.environment, subject.machine)
         if managed else None,

@@ -1,5 +1,5 @@
 """Sending through the provider's relay (`provider.relay`): SMTP with STARTTLS required, as the
-machines' postfix does (role common), the relay's certificate verified.
+machines' postfix does (role guest_base), the relay's certificate verified.
 
 `address` pins the relay's name to an address (the lab has no DNS, as postfix's /etc/hosts pin
 there); the certificate is still checked against the relay's name. `cafile` adds the CA that

@@ -1,4 +1,4 @@
-"""The agent's configuration (`/etc/vpsfleet-backup/config.json`, written by role `backup`)."""
+"""The agent's configuration (`/etc/vpsfleet-backup/config.json`, written by role `backup_agent`)."""
 
 from __future__ import annotations
 

@@ -81,7 +81,7 @@ description:
     C(vpsfleet_dns_resolvers); and its own C(vpsfleet_delivery) (M12): C(delivered) (true once
     C(delivered_on) is set), C(paid_on), C(due_on) (the fleet's C(due_on), or C(paid_on) plus
     the policy's C(dedicated_delivery_days)) and C(delivered_on) (null until delivered). The
-    operators and the relay role C(common) reads are in C(vpsfleet_provider), as on every host."
+    operators and the relay role C(guest_base) reads are in C(vpsfleet_provider), as on every host."
   - "A guest's C(vpsfleet_backup) holds C(enabled), its scope (C(paths), C(databases)), its
     C(store) (the backup store section, or null), C(compression) (the offer's
     C(backup_compression), else the policy's), C(retention_days) and
@@ -438,7 +438,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable):  # type: ignore[misc]
         datacenters: dict[str, Any],
     ) -> tuple[list[str], dict[str, Any]]:
         """The groups and variables every customer's machine gets, guest or dedicated server, in
-        one place: what role `common` reads (the customer's account and keys, who is root from
+        one place: what role `guest_base` reads (the customer's account and keys, who is root from
         the offer; the operators and the relay come from group `all`), the address, the
         datacenter and its resolvers."""
         customer = fleet.customer(customer_id)
@@ -497,20 +497,20 @@ class InventoryModule(BaseInventoryPlugin, Constructable):  # type: ignore[misc]
         dc_code = fleet.guest_datacenter(guest)
         store = fleet.store_for(guest)
         backup_enabled = fleet.backup_enabled(guest)
-        common_groups, common_variables = self._customer_machine(
+        guest_base_groups, guest_base_variables = self._customer_machine(
             fleet, guest.customer, offer, dc_code, guest.ipv4, datacenters
         )
         groups = [
             "guests",
             group_name("hv", guest.host),
-            *common_groups,
+            *guest_base_groups,
             KIND_GROUPS[offer.kind.value],
             guest.state.value,
         ]
         if backup_enabled:
             groups.append("backup_clients")
         variables: dict[str, Any] = {
-            **common_variables,
+            **guest_base_variables,
             "vpsfleet_identity": guest.identity,
             "vpsfleet_hypervisor": guest.host,
             "vpsfleet_state": guest.state.value,
