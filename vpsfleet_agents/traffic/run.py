@@ -17,7 +17,7 @@ from vpsfleet_agents.traffic import domains
 from vpsfleet_agents.traffic.config import Config, GuestQuota
 from vpsfleet_agents.traffic.counting import Ledger, over_quota, record
 from vpsfleet_agents.traffic.metrics import GuestMetrics
-from vpsfleet_agents.traffic.notice import throttle_notice
+from vpsfleet_agents.traffic.notice import NoticeUnavailable, throttle_notice
 
 Send = Callable[[EmailMessage], str | None]  # returns an error, or None once the MTA took it
 
@@ -96,7 +96,13 @@ def handle(
         )
         return ledger, outcome
     if throttled and not ledger.notified:
-        failure = send(throttle_notice(config, guest, ledger.counted_bytes, cycle_end, now))
+        since = dt.datetime.fromisoformat(ledger.throttled_at) if ledger.throttled_at else now
+        try:
+            message = throttle_notice(config, guest, ledger.counted_bytes, since, cycle_end, now)
+        except NoticeUnavailable as error:
+            failure: str | None = str(error)
+        else:
+            failure = send(message)
         if failure is None:
             ledger = replace(ledger, notified=True)
             outcome.changes.append("customer and operations notified")
