@@ -57,9 +57,14 @@ ARTIFACTS: tuple[Artifact, ...] = (
 )
 
 
+# What a program needs beside its modules: the notices' Jinja2 templates (vpsfleet_agents/notices).
+DATA = ("*.j2",)
+
+
 def sources(root: Path = ROOT) -> list[Path]:
-    """The package's Python files, sorted (no caches, no tests)."""
-    return sorted(p for p in (root / PACKAGE).rglob("*.py") if "__pycache__" not in p.parts)
+    """The package's Python files and the data they read, sorted (no caches, no tests)."""
+    found = {p for pattern in ("*.py", *DATA) for p in (root / PACKAGE).rglob(pattern)}
+    return sorted(p for p in found if "__pycache__" not in p.parts)
 
 
 def main_module(entry: str) -> str:

@@ -6,9 +6,11 @@ import datetime as dt
 from collections import Counter
 from collections.abc import Sequence
 
+from vpsfleet import traffic_state
 from vpsfleet.capacity import usage_by_host
 from vpsfleet.fleet import Fleet
 from vpsfleet.ipam import held_addresses, usable
+from vpsfleet.prometheus import Prometheus, PrometheusBadAnswer, PrometheusUnreachable
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
@@ -88,4 +90,25 @@ def render(fleet: Fleet, today: dt.date) -> str:
                               in_pool[pool.name], quarantined[pool.name], free))
     out += ["", "IPv4 pools", table(("pool", "dc", "network", "gateway", "usable", "used",
                                      "quarantined", "free"), pool_rows)]
+    return "\n".join(out)
+
+
+def render_traffic(fleet: Fleet, prometheus_url: str | None, now: dt.datetime) -> str:
+    """The traffic quota's state per live guest (M8) from the monitor's Prometheus; one line
+    instead of the table when it cannot be read."""
+    if prometheus_url is None:
+        return "Traffic this cycle (M8): not shown, the fleet declares no monitor: give --prometheus URL"
+    try:
+        state = traffic_state.read(Prometheus(prometheus_url, timeout=traffic_state.TIMEOUT), now)
+    except (PrometheusUnreachable, PrometheusBadAnswer) as err:
+        return traffic_state.failure_line(prometheus_url, err)
+    if not state.guests and not state.last_runs:
+        return (f"Traffic this cycle (M8): {prometheus_url} holds no vpsfleet_traffic_* series: the "
+                "hypervisors' node exporters are not scraped, or their traffic job never ran")
+    out = [*traffic_state.header(state, fleet.policy.sla.time_zone),
+           table(("guest", "host", "outbound", "quota", "used", "state"),
+                 traffic_state.rows(fleet, state))]
+    unknown = traffic_state.unknown_guests(fleet, state)
+    if unknown:
+        out.append(f"  reported but not live in the fleet: {', '.join(unknown)}")
     return "\n".join(out)

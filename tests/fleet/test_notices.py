@@ -25,7 +25,7 @@ from vpsfleet.notices import samples
 from vpsfleet.notices.events import event_of
 from vpsfleet.notices.facts import context
 from vpsfleet.notices.record import Record, RecordUnreadable, Sent
-from vpsfleet.notices.render import KINDS, Rendered, render
+from vpsfleet.notices.render import DEPLOY_KINDS, KINDS, Rendered, render
 from vpsfleet.notices.sender import change_for
 
 from .conftest import REPO
@@ -60,7 +60,7 @@ def rendered(sample: tuple[Fleet, DeployPlan], kind: str, lang: str) -> Rendered
 
 def test_the_sample_merge_names_one_notice_of_each_kind(sample: tuple[Fleet, DeployPlan]) -> None:
     _, plan = sample
-    assert sorted(n.kind for n in plan.notices) == sorted(KINDS)
+    assert sorted(n.kind for n in plan.notices) == sorted(DEPLOY_KINDS)
 
 
 # Per kind and language: the subject and the facts, by hand from sample-fleet.yml.

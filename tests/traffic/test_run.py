@@ -122,9 +122,16 @@ def test_the_throttle_is_told_once_and_in_the_customers_language() -> None:
     assert len(mailbox.sent) == 1
     message = mailbox.sent[0]
     assert message["To"] == "alpha-vps@customer.example" and message["Cc"] == "ops@provider.example"
-    assert message["Subject"] == "[alpha-vps] Quota de trafic sortant atteint : débit limité à 1 Mbit/s"
-    body = message.get_content()
-    assert "1 MB de trafic sortant" in body and "le 2027-01-01 00:00 (Europe/Paris)" in body
+    assert message["Subject"] == (
+        "VPS alpha-vps : volume de trafic mensuel atteint, débit sortant limité à 1 Mbit/s"
+    )
+    assert message["X-Vpsfleet-Notice"] == "traffic_throttle" and message["Content-Language"] == "fr"
+    text = message.get_body(("plain",))
+    assert text is not None
+    body = " ".join(text.get_content().replace("\u00a0", " ").split())
+    assert "a émis 1 Mo de trafic sortant" in body
+    assert "Débit sortant limité depuis le : 14 décembre 2026 à 09:30 UTC" in body
+    assert "Fin du cycle : 1 janvier 2027 à 00:00 (Europe/Paris)" in body
     assert ledgers["alpha-vps"].notified and ledgers["alpha-vps"].throttled_at == "2026-12-14T09:30:00+00:00"
 
 

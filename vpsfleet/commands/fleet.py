@@ -10,7 +10,9 @@ from typing import Any
 from vpsfleet.environments import display_path, fleet_path
 from vpsfleet.history import HistoryUnavailable, check_against
 from vpsfleet.loader import FleetInvalid, check_fleet, load_fleet
-from vpsfleet.show import render
+from vpsfleet.show import render, render_traffic
+
+PROMETHEUS_PORT = 9090  # the monitor's Prometheus (role monitor), as `sla report` reaches it
 
 
 def add_today(parser: argparse.ArgumentParser) -> None:
@@ -35,6 +37,16 @@ def register(subparsers: Any) -> None:
     show = subparsers.add_parser("show", help="what the fleet declares, at a glance")
     show.add_argument("env")
     add_today(show)
+    show.add_argument(
+        "--traffic", action="store_true",
+        help="also each guest's traffic this cycle against its quota, throttled or not (M8), from "
+             "the monitor's Prometheus",
+    )
+    show.add_argument(
+        "--prometheus", metavar="URL",
+        help="the Prometheus to read the traffic from (implies --traffic; default: the fleet's "
+             f"first monitor, http://ADDRESS:{PROMETHEUS_PORT})",
+    )
     show.set_defaults(run=run_show)
 
 
@@ -63,4 +75,10 @@ def run_show(args: argparse.Namespace) -> int:
     except FleetInvalid as err:
         raise FleetInvalid(display_path(path), err.problems) from None
     print(render(fleet, args.today or dt.date.today()))
+    if args.traffic or args.prometheus:
+        url = args.prometheus
+        if url is None and fleet.monitors:
+            url = f"http://{fleet.monitors[0].address}:{PROMETHEUS_PORT}"
+        print()
+        print(render_traffic(fleet, url, dt.datetime.now(dt.UTC)))
     return 0

@@ -6,7 +6,9 @@
 The fleet is docs/notices/sample-fleet.yml, the state after one merge; the state before it is
 derived here, one edit per kind, and the notices are those the deploy plan of that merge names,
 through the same code as a deploy (changes, plan, facts, templates). The access codes show a
-placeholder where the mail carries the initial password.
+placeholder where the mail carries the initial password. The notices a host sends by itself
+(`traffic_throttle`, the hypervisor's traffic job) have no change in a merge: their facts are
+those the job would give for a guest of the sample fleet that spent its plan's quota.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import dataclasses
 import datetime as dt
 import sys
 from collections.abc import Sequence
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +31,8 @@ from vpsfleet.notices.facts import context
 from vpsfleet.notices.render import KINDS, LANGUAGES, render
 from vpsfleet.notices.sender import change_for
 from vpsfleet.schema import GuestState
+from vpsfleet_agents.notices import traffic
+from vpsfleet_agents.traffic.cycle import cycle_end, cycle_of
 
 NOW = dt.datetime(2026, 11, 23, 12, 0, tzinfo=dt.UTC)
 SAMPLE_SEED = "sample-seed-published-in-docs-opens-nothing"
@@ -45,6 +50,10 @@ _BEFORE: dict[str, dict[str, Any]] = {
 _NEW_GUEST = "boutique"
 _NEW_BLOCK = "blog"
 _DELIVERED = "calcul"
+# The guest whose plan's quota is spent in the traffic_throttle sample, and when it was reached.
+_THROTTLED = "blog"
+_QUOTA_REACHED = dt.datetime(2026, 11, 23, 10, 5, tzinfo=dt.UTC)
+_OVER_QUOTA_BYTES = 123_456_789  # what the guest sent past the quota before the job's run
 
 
 def before_of(after: Fleet) -> Fleet:
@@ -79,10 +88,34 @@ def samples(fleet_path: Path) -> dict[str, str]:
             rendered = render(notice.kind, lang, facts)
             files[f"{notice.kind}.{lang}.txt"] = f"Subject: {rendered.subject}\n\n{rendered.text}"
             files[f"{notice.kind}.{lang}.html"] = rendered.html
+    throttle = throttle_sample(after)
+    for lang in LANGUAGES:
+        rendered = render(traffic.KIND, lang, traffic.facts(throttle))
+        files[f"{traffic.KIND}.{lang}.txt"] = f"Subject: {rendered.subject}\n\n{rendered.text}"
+        files[f"{traffic.KIND}.{lang}.html"] = rendered.html
     missing = [k for k in KINDS if f"{k}.fr.txt" not in files]
     if missing:
         raise ValueError(f"the sample fleet gives no notice of kind {', '.join(missing)}")
     return files
+
+
+def throttle_sample(fleet: Fleet) -> traffic.Throttle:
+    """The facts the traffic job gives when `_THROTTLED` spends its plan's quota (M8): the job's
+    configuration carries the plan's figures as the hypervisor role writes them."""
+    guest = fleet.guest(_THROTTLED)
+    plan = fleet.plan(guest.plan) if guest else None
+    customer = fleet.customer(guest.customer) if guest else None
+    if guest is None or plan is None or customer is None:
+        raise ValueError(f"the sample fleet has no guest {_THROTTLED} with its plan and customer")
+    quota = int(Decimal(str(plan.monthly_quota_tb)) * 10**12)
+    zone = fleet.policy.sla.time_zone
+    end = cycle_end(cycle_of(_QUOTA_REACHED, zone), zone)
+    return traffic.Throttle(
+        machine=guest.name, counted_bytes=quota + _OVER_QUOTA_BYTES, quota_bytes=quota,
+        throttle_kbit_s=plan.throttle_mbps * 1000, plan_kbit_s=plan.bandwidth_mbps * 1000,
+        since=_QUOTA_REACHED, cycle_end=end, time_zone=zone,
+        support_email=fleet.provider.support_email, customer_name=customer.name,
+        provider_name=fleet.provider.name)
 
 
 def drift(out: Path, files: dict[str, str]) -> list[str]:

@@ -30,6 +30,7 @@ class GuestQuota:
     plan_kbit_s: int  # the plan's rate, restored when the cycle ends, kbit/s
     customer_email: str
     language: str  # of the customer's mail: "fr" or "en"
+    customer_name: str | None = None  # greets the customer in the notice; None: "Bonjour,"
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,9 @@ class Config:
     operations_email: str
     sendmail: str
     guests: tuple[GuestQuota, ...]
+    # The notice's signature and where the customer's questions go (default: operations_email).
+    provider_name: str | None = None
+    support_email: str | None = None
 
 
 def _text(data: dict[str, Any], key: str, where: str, problems: list[str], default: str | None = None) -> str:
@@ -79,6 +83,7 @@ def _guest(data: Any, where: str, problems: list[str]) -> GuestQuota | None:
         "throttle_kbit_s",
         "plan_kbit_s",
         "customer_email",
+        "customer_name",
         "language",
     }
     problems.extend(f"{where}.{key}: unknown field" for key in sorted(set(data) - known))
@@ -98,7 +103,18 @@ def _guest(data: Any, where: str, problems: list[str]) -> GuestQuota | None:
     language = data.get("language", "fr")
     if language not in LANGUAGES:
         problems.append(f"{prefix}language: one of {', '.join(LANGUAGES)} is required, got {language!r}")
-    return GuestQuota(domain, interface, quota, throttle, plan, email, str(language))
+    name = _optional_text(data, "customer_name", prefix, problems)
+    return GuestQuota(domain, interface, quota, throttle, plan, email, str(language), name)
+
+
+def _optional_text(data: dict[str, Any], key: str, where: str, problems: list[str]) -> str | None:
+    value = data.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip() or "\n" in value or "\r" in value:
+        problems.append(f"{where}{key}: one line of text or null is required, got {value!r}")
+        return None
+    return value
 
 
 def parse(data: Any, path: Path) -> Config:
@@ -114,6 +130,8 @@ def parse(data: Any, path: Path) -> Config:
         "operations_email",
         "sendmail",
         "guests",
+        "provider_name",
+        "support_email",
     }
     problems.extend(f"{key}: unknown field" for key in sorted(set(data) - known))
     uri = _text(data, "libvirt_uri", "", problems, "qemu:///system")
@@ -130,6 +148,10 @@ def parse(data: Any, path: Path) -> Config:
     mail_from = _email(data, "mail_from", "", problems)
     operations = _email(data, "operations_email", "", problems)
     sendmail = _text(data, "sendmail", "", problems, "/usr/sbin/sendmail")
+    provider_name = _optional_text(data, "provider_name", "", problems)
+    support = _optional_text(data, "support_email", "", problems)
+    if support is not None and not EMAIL.match(support):
+        problems.append(f"support_email: not an e-mail address: {support!r}")
     raw_guests = data.get("guests")
     guests: list[GuestQuota] = []
     if not isinstance(raw_guests, list):
@@ -157,6 +179,8 @@ def parse(data: Any, path: Path) -> Config:
         operations_email=operations,
         sendmail=sendmail,
         guests=tuple(guests),
+        provider_name=provider_name,
+        support_email=support,
     )
 
 

@@ -13,7 +13,9 @@ HELP = {
     "vpsfleet_traffic_throttled": "1 while the guest's quota is spent (not lifted): the job throttles it.",
     "vpsfleet_traffic_rate_ok": "1 when libvirt took the outbound rate the job wants (0: a change failed).",
     "vpsfleet_traffic_guest_ok": "1 when the guest's domain was read on the last run.",
+    "vpsfleet_traffic_lifted": "1 when the guest's throttle was lifted by hand for the rest of the cycle.",
 }
+SINCE = "vpsfleet_traffic_throttled_since_timestamp_seconds"
 
 
 @dataclass(frozen=True)
@@ -24,6 +26,8 @@ class GuestMetrics:
     throttled: bool
     rate_ok: bool
     guest_ok: bool
+    lifted: bool = False
+    throttled_since: dt.datetime | None = None  # when the quota was reached, while throttled
 
 
 def value(name: str, g: GuestMetrics) -> int:
@@ -33,6 +37,7 @@ def value(name: str, g: GuestMetrics) -> int:
         "vpsfleet_traffic_throttled": int(g.throttled),
         "vpsfleet_traffic_rate_ok": int(g.rate_ok),
         "vpsfleet_traffic_guest_ok": int(g.guest_ok),
+        "vpsfleet_traffic_lifted": int(g.lifted),
     }[name]
 
 
@@ -41,6 +46,16 @@ def render(guests: list[GuestMetrics], now: dt.datetime, cycle_end: dt.datetime)
     for name in HELP:
         lines += [f"# HELP {name} {HELP[name]}", f"# TYPE {name} gauge"]
         lines += [f"{name}{labels(guest=g.guest)} {value(name, g)}" for g in guests]
+    # Only the throttled guests have one: since when (the quota reached in this cycle).
+    lines += [
+        f"# HELP {SINCE} When the guest's quota was reached and its throttle began.",
+        f"# TYPE {SINCE} gauge",
+    ]
+    lines += [
+        f"{SINCE}{labels(guest=g.guest)} {int(g.throttled_since.timestamp())}"
+        for g in guests
+        if g.throttled and g.throttled_since is not None
+    ]
     lines += [
         "# HELP vpsfleet_traffic_cycle_end_timestamp_seconds When the cycle ends and throttles end.",
         "# TYPE vpsfleet_traffic_cycle_end_timestamp_seconds gauge",

@@ -1,45 +1,25 @@
-"""The mail sent once when a guest's throttle starts: to the customer, copy to operations.
-
-Kept small on purpose; it belongs with the provider's other customer notices (vpsfleet/notices)
-once that module can be shipped to hosts.
-"""
+"""The notice sent once per guest and cycle when its throttle starts: the customer notices'
+kind `traffic_throttle` (vpsfleet_agents/notices: the same templates, plain text and HTML, in
+the customer's language, a copy to operations), sent from the host through its MTA."""
 
 from __future__ import annotations
 
 import datetime as dt
-import zoneinfo
 from email.message import EmailMessage
-from email.utils import format_datetime, make_msgid
 
 from vpsfleet_agents.traffic.config import Config, GuestQuota
 
-TEXTS = {
-    "fr": (
-        "[{guest}] Quota de trafic sortant atteint : débit limité à {rate}",
-        "Bonjour,\n\n"
-        "Votre serveur {guest} a émis {counted} de trafic sortant depuis le début du mois, "
-        "ce qui atteint le volume mensuel de son offre ({quota}).\n\n"
-        "Conformément à votre contrat, son débit sortant est limité à {rate} jusqu'à la fin du "
-        "cycle de facturation en cours, le {end} ({zone}). Le débit de votre offre ({plan}) sera "
-        "rétabli automatiquement à cette date.\n\n"
-        "Pour toute question, répondez à ce message.\n",
-    ),
-    "en": (
-        "[{guest}] Outbound traffic quota reached: rate limited to {rate}",
-        "Hello,\n\n"
-        "Your server {guest} has sent {counted} of outbound traffic since the start of the month, "
-        "which reaches its plan's monthly volume ({quota}).\n\n"
-        "As your contract provides, its outbound rate is limited to {rate} until the end of the "
-        "current billing cycle, {end} ({zone}). Your plan's rate ({plan}) comes back by itself "
-        "then.\n\n"
-        "For any question, reply to this message.\n",
-    ),
-}
+UNITS = (("TB", 10**12), ("GB", 10**9), ("MB", 10**6), ("kB", 10**3))
+
+
+class NoticeUnavailable(Exception):
+    """The notice cannot be written on this machine (Jinja2 missing): the throttle goes on, the
+    notice waits for the next run."""
 
 
 def amount(count: int) -> str:
-    """Bytes in decimal units, as the contracts count them (10 TB = 10^13 bytes)."""
-    for unit, size in (("TB", 10**12), ("GB", 10**9), ("MB", 10**6), ("kB", 10**3)):
+    """Bytes in decimal units, as the contracts count them (10 TB = 10^13 bytes), for the log."""
+    for unit, size in UNITS:
         if count >= size:
             return f"{count / size:.1f} {unit}".replace(".0 ", " ")
     return f"{count} B"
@@ -50,25 +30,49 @@ def rate(kbit_s: int) -> str:
 
 
 def throttle_notice(
-    config: Config, guest: GuestQuota, counted: int, end: dt.datetime, now: dt.datetime
+    config: Config,
+    guest: GuestQuota,
+    counted: int,
+    since: dt.datetime,
+    end: dt.datetime,
+    now: dt.datetime,
 ) -> EmailMessage:
-    subject, body = TEXTS[guest.language]
-    values = {
-        "guest": guest.domain,
-        "counted": amount(counted),
-        "quota": amount(guest.quota_bytes),
-        "rate": rate(guest.throttle_kbit_s),
-        "plan": rate(guest.plan_kbit_s),
-        "end": end.astimezone(zoneinfo.ZoneInfo(config.time_zone)).strftime("%Y-%m-%d %H:%M"),
-        "zone": config.time_zone,
-    }
-    message = EmailMessage()
-    message["From"] = config.mail_from
-    message["To"] = guest.customer_email
-    message["Cc"] = config.operations_email
-    message["Subject"] = subject.format(**values)
-    message["Date"] = format_datetime(now)
-    message["Message-ID"] = make_msgid(domain=config.mail_from.rsplit("@", 1)[1])
+    """The customer's notice, operations in copy. Jinja2 is imported here, not with the job:
+    a host without python3-jinja2 still counts and throttles, and reports the notice unsent."""
+    try:
+        from vpsfleet_agents.notices import traffic
+        from vpsfleet_agents.notices.message import Parties, compose
+        from vpsfleet_agents.notices.render import render
+    except ImportError as error:
+        raise NoticeUnavailable(f"cannot write the notice ({error}): install python3-jinja2") from None
+    throttle = traffic.Throttle(
+        machine=guest.domain,
+        counted_bytes=counted,
+        quota_bytes=guest.quota_bytes,
+        throttle_kbit_s=guest.throttle_kbit_s,
+        plan_kbit_s=guest.plan_kbit_s,
+        since=since,
+        cycle_end=end,
+        time_zone=config.time_zone,
+        support_email=config.support_email or config.operations_email,
+        customer_name=guest.customer_name,
+        provider_name=config.provider_name,
+    )
+    rendered = render(traffic.KIND, guest.language, traffic.facts(throttle))
+    parties = Parties(
+        sender=config.mail_from,
+        operations=config.operations_email,
+        sender_name=config.provider_name,
+        reply_to=config.support_email,
+    )
+    message = compose(
+        parties,
+        guest.customer_name,
+        guest.customer_email,
+        traffic.KIND,
+        guest.language,
+        rendered,
+        now.replace(microsecond=0),
+    )
     message["Auto-Submitted"] = "auto-generated"
-    message.set_content(body.format(**values))
     return message

@@ -17,7 +17,7 @@ from vpsfleet_agents.traffic import domains
 from vpsfleet_agents.traffic.config import Config, GuestQuota
 from vpsfleet_agents.traffic.counting import Ledger, over_quota, record
 from vpsfleet_agents.traffic.metrics import GuestMetrics
-from vpsfleet_agents.traffic.notice import throttle_notice
+from vpsfleet_agents.traffic.notice import NoticeUnavailable, throttle_notice
 
 Send = Callable[[EmailMessage], str | None]  # returns an error, or None once the MTA took it
 
@@ -30,12 +30,22 @@ class Outcome:
     throttled: bool
     rate_ok: bool = True
     guest_ok: bool = True
+    lifted: bool = False
+    throttled_since: str | None = None  # ISO 8601, while throttled
     changes: list[str] = field(default_factory=list)  # what this run did, for the log
     errors: list[str] = field(default_factory=list)
 
     def metrics(self) -> GuestMetrics:
+        since = dt.datetime.fromisoformat(self.throttled_since) if self.throttled_since else None
         return GuestMetrics(
-            self.guest, self.counted_bytes, self.quota_bytes, self.throttled, self.rate_ok, self.guest_ok
+            self.guest,
+            self.counted_bytes,
+            self.quota_bytes,
+            self.throttled,
+            self.rate_ok,
+            self.guest_ok,
+            self.lifted,
+            since if self.throttled else None,
         )
 
 
@@ -77,6 +87,8 @@ def handle(
     outcome = Outcome(
         guest.domain, ledger.counted_bytes, guest.quota_bytes, over_quota(ledger, guest.quota_bytes)
     )
+    outcome.lifted = ledger.lifted_at is not None
+    outcome.throttled_since = ledger.throttled_at
     try:
         domain = domains.lookup(conn, guest.domain)
         nic = domains.resolve(domain, guest.interface)
@@ -87,6 +99,7 @@ def handle(
         if throttled and ledger.throttled_at is None:
             ledger = replace(ledger, throttled_at=now.isoformat(timespec="seconds"))
         outcome.counted_bytes, outcome.throttled = ledger.counted_bytes, throttled
+        outcome.throttled_since = ledger.throttled_at
         enforce(domain, nic, guest, throttled, outcome)
     except (domains.GuestError, domains.libvirt_error()) as error:
         outcome.guest_ok = False
@@ -96,7 +109,13 @@ def handle(
         )
         return ledger, outcome
     if throttled and not ledger.notified:
-        failure = send(throttle_notice(config, guest, ledger.counted_bytes, cycle_end, now))
+        since = dt.datetime.fromisoformat(ledger.throttled_at) if ledger.throttled_at else now
+        try:
+            message = throttle_notice(config, guest, ledger.counted_bytes, since, cycle_end, now)
+        except NoticeUnavailable as error:
+            failure: str | None = str(error)
+        else:
+            failure = send(message)
         if failure is None:
             ledger = replace(ledger, notified=True)
             outcome.changes.append("customer and operations notified")
