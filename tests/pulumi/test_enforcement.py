@@ -2,10 +2,11 @@
 and a peer in the same private network namespace. Each promise is switched by redefining the
 filter only (through the dynamic provider's update), as `pulumi up` does; the VM keeps running.
 
-The VM is a Debian kernel with a busybox initramfs (unpacked by scripts/setup.d/40-libvirt.sh):
-it serves HTTP on 80, on 445 (a sensitive port) and on 8080 and, every second, connects to the peer on
-25 and 587, to one peer address with its own source and to another through a route whose
-source is a spoofed address. The peer logs every connection it accepts with its source.
+The VM is tiny_vm.py's (a Debian kernel with a busybox initramfs, unpacked by
+scripts/setup.d/40-libvirt.sh): it serves HTTP on 80, on 445 (a sensitive port) and on 8080 and,
+every second, connects to the peer on 25 and 587, to one peer address with its own source and to
+another through a route whose source is a spoofed address. The peer logs every connection it
+accepts with its source.
 """
 
 from __future__ import annotations
@@ -14,8 +15,6 @@ import dataclasses
 import datetime as dt
 import ipaddress
 import json
-import os
-import shutil
 import subprocess
 import sys
 import time
@@ -25,19 +24,20 @@ from typing import Any
 
 import pytest
 from vpsfleet_infra import identity
-from vpsfleet_infra.domain_xml import interface_xslt
 from vpsfleet_infra.nwfilter import NwFilterProvider
 
-from tests.pulumi.fleets import REPO, fleet, with_guest
+from tests.pulumi.fleets import fleet, with_guest
 from tests.pulumi.harness import NOW
 from tests.pulumi.libvirtd import Libvirtd
+from tests.pulumi.tiny_vm import VM_FILES as VM_FILES  # tests/traffic import it from here
+from tests.pulumi.tiny_vm import domain_xml, initramfs, missing
 from vpsfleet.filters import guest_filter_xml
 from vpsfleet.fleet import Fleet
 from vpsfleet.schema import GuestState, Mitigation, SmtpBlock
 
 pytestmark = [pytest.mark.libvirt, pytest.mark.slow]
 
-VM_FILES = REPO / ".cache" / "vm"
+_initramfs = initramfs  # tests/traffic/vm.py's name for it
 GUEST = "bravo-vps"  # 198.51.100.12 in the lab fleet
 BRIDGE = "br-lab"
 PEER = "198.51.100.50"  # the peer's own address: outside the management network
@@ -46,31 +46,6 @@ PEER_CONTROL = "198.51.100.61"  # the guest reaches it with its own source
 PEER_MANAGEMENT = "198.51.100.241"  # inside the test's management network
 MANAGEMENT = ipaddress.IPv4Network("198.51.100.240/28")
 SPOOFED = "198.51.100.99"
-
-INIT = """#!/bin/busybox sh
-/bin/busybox --install -s /bin
-mount -t proc proc /proc
-mount -t sysfs sys /sys
-mount -t devtmpfs dev /dev
-insmod /e1000.ko
-ip link set lo up
-ip link set eth0 up
-ip addr add {ip}/24 dev eth0
-ip addr add {spoofed}/32 dev eth0
-ip route add {spoof_target}/32 dev eth0 src {spoofed}
-ip neigh replace {spoof_target} lladdr {peer_mac} dev eth0
-mkdir -p /www && echo ok > /www/index.html
-httpd -p 80 -h /www
-httpd -p 445 -h /www
-httpd -p 8080 -h /www
-echo VF-READY > /dev/ttyS0
-while true; do
-  for target in {peer}:25 {peer}:587 {spoof_target}:80 {control}:80; do
-    echo probe | timeout 2 nc -w 1 ${{target%:*}} ${{target#*:}} >/dev/null 2>&1
-  done
-  sleep 1
-done
-"""
 
 PEER_SERVER = """
 import socket, sys, threading
@@ -155,73 +130,13 @@ class Vm:
         time.sleep(0.5)  # libvirt rebuilds the rules of the running guest's interface
 
 
-def _initramfs(work: Path, values: dict[str, str]) -> Path:
-    root = work / "initramfs"
-    (root / "bin").mkdir(parents=True)
-    for folder in ("proc", "sys", "dev", "tmp"):
-        (root / folder).mkdir()
-    shutil.copy(VM_FILES / "busybox", root / "bin" / "busybox")
-    shutil.copy(VM_FILES / "e1000.ko", root / "e1000.ko")
-    init = root / "init"
-    init.write_text(INIT.format(**values))
-    init.chmod(0o755)
-    os.mknod(root / "dev" / "console", 0o600 | 0o020000, os.makedev(5, 1))
-    files = sorted(str(p.relative_to(root)) for p in root.rglob("*"))
-    image = work / "initrd.cpio"
-    with image.open("wb") as out:
-        subprocess.run([str(VM_FILES / "busybox"), "cpio", "-o", "-H", "newc"], cwd=root,
-                       input="\n".join(files).encode(), stdout=out, check=True)
-    return image
-
-
-def _domain_xml(f: Fleet, work: Path, initrd: Path, console: Path) -> str:
-    """The domain as terraform-provider-libvirt would hand it over (direct kernel boot here),
-    run through our XSLT with xsltproc."""
-    guest, plan = f.guest(GUEST), f.plan("vps-s")
-    assert guest is not None and plan is not None
-    mac = identity.mac_address(GUEST)
-    source = work / "domain.xml"
-    source.write_text(f"""<domain type="qemu">
-  <name>{GUEST}</name>
-  <memory unit="MiB">192</memory>
-  <vcpu>1</vcpu>
-  <os>
-    <type arch="x86_64" machine="pc">hvm</type>
-    <kernel>{VM_FILES / "vmlinuz"}</kernel>
-    <initrd>{initrd}</initrd>
-    <cmdline>console=ttyS0 panic=-1 quiet</cmdline>
-  </os>
-  <devices>
-    <interface type="bridge">
-      <mac address="{mac}"/>
-      <source bridge="{BRIDGE}"/>
-      <model type="e1000"/>
-    </interface>
-    <serial type="file">
-      <source path="{console}"/>
-      <target port="0"/>
-    </serial>
-  </devices>
-</domain>
-""")
-    xslt = work / "interface.xsl"
-    xslt.write_text(interface_xslt(mac=mac, interface=identity.interface_name(GUEST),
-                                   filter_name=identity.filter_name(GUEST),
-                                   ipv4=str(guest.ipv4), bandwidth_mbps=plan.bandwidth_mbps))
-    result = subprocess.run(["xsltproc", str(xslt), str(source)], check=True,
-                            capture_output=True, text=True).stdout
-    # This machine's kernel has no sch_sfq, which libvirt's <bandwidth> needs: shaping is
-    # checked by test_libvirt.py (validated and defined), not enforced here.
-    start, end = result.index("<bandwidth>"), result.index("</bandwidth>") + len("</bandwidth>")
-    return result[:start] + result[end:]
-
-
 @pytest.fixture(scope="module")
 def vm(libvirtd: Libvirtd, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Vm]:
     import libvirt
 
-    if not (VM_FILES / "vmlinuz").is_file():
-        pytest.skip("no test VM kernel: run scripts/setup.sh (setup.d/40-libvirt.sh)")
+    reason = missing()
+    if reason:
+        pytest.skip(reason)
     work = tmp_path_factory.mktemp("enforcement")
     lab = fleet("lab")
     provider = lab.provider.model_copy(update={"management_networks": [MANAGEMENT]})
@@ -242,7 +157,7 @@ def vm(libvirtd: Libvirtd, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     peer_mac = json.loads(link)[0]["address"]
     guest = f.guest(GUEST)
     assert guest is not None
-    initrd = _initramfs(work, {"ip": str(guest.ipv4), "spoofed": SPOOFED, "peer": PEER,
+    initrd = initramfs(work, {"ip": str(guest.ipv4), "spoofed": SPOOFED, "peer": PEER,
                                "spoof_target": PEER_SPOOF_TARGET, "control": PEER_CONTROL,
                                "peer_mac": peer_mac})
     peer_log = work / "peer.log"
@@ -257,7 +172,9 @@ def vm(libvirtd: Libvirtd, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         name = identity.filter_name(GUEST)
         provider_.create({"name": name, "uri": libvirtd.uri,
                           "xml": guest_filter_xml(f, guest, NOW)})
-        domain = conn.createXML(_domain_xml(f, work, initrd, console), 0)
+        xml = domain_xml(f, GUEST, work, kernel=VM_FILES / "vmlinuz", initrd=initrd,
+                         console=console, bridge=BRIDGE)
+        domain = conn.createXML(xml, 0)
         deadline = time.monotonic() + 180
         while "VF-READY" not in (console.read_text(errors="replace") if console.exists() else ""):
             if time.monotonic() > deadline:
