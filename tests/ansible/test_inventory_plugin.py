@@ -258,6 +258,25 @@ def test_lab_monitor_watches_managed_exporters_and_pings_every_active_guest(
     }
     # Only monitors carry them.
     assert "vpsfleet_monitor_targets" not in hostvars(inventory_of("lab"), "alpha-web")
+    # The lab's hypervisor is the machine the lab runs on (no address): nothing to scrape.
+    assert targets["hosts"] == []
+
+
+def test_monitors_scrape_every_hypervisor_with_an_address_for_the_traffic_job(
+    inventory_of: Inventory,
+) -> None:
+    """M8: the traffic quota job publishes on the hypervisors' node exporters, which the
+    monitors scrape (job hypervisor_node)."""
+    fleet = load_fleet(REPO / "inventories" / "example-production" / "fleet.yml")
+    inv = inventory_of("example-production")
+    expected = sorted(
+        ({"host": h.name, "datacenter": h.datacenter, "address": str(h.ipv4)} for h in fleet.hosts
+         if h.ipv4 is not None),
+        key=lambda t: t["host"],
+    )
+    assert len(expected) >= 3
+    for monitor in fleet.monitors:
+        assert hostvars(inv, monitor.name)["vpsfleet_monitor_targets"]["hosts"] == expected
 
 
 def test_production_monitor_pings_active_guests_and_delivered_servers_only(
