@@ -625,7 +625,8 @@ def test_lab_hypervisor_variables_give_its_pool_images_and_guests_quotas(invento
     assert web == {
         "name": "alpha-web",
         "state": "active",
-        "customer": {"id": "c-alpha", "email": "admin@alpha.example.com", "language": "fr"},
+        "customer": {"id": "c-alpha", "name": "Alpha Boulangerie SARL",
+                     "email": "admin@alpha.example.com", "language": "fr"},
         "plan": {"name": "vps-m", "vcpu": 2, "ram_mb": 2048, "disk_gb": 40, "bandwidth_mbps": 100,
                  "monthly_quota_tb": 10.0, "throttle_mbps": 1},
         "monthly_quota_bytes": 10 * 10**12,  # M8: 10 TB

@@ -352,7 +352,8 @@ class InventoryModule(BaseInventoryPlugin, Constructable):  # type: ignore[misc]
                 {
                     "name": guest.name,
                     "state": guest.state.value,
-                    "customer": {"id": customer.id, "email": customer.email, "language": customer.language},
+                    "customer": {"id": customer.id, "name": customer.name, "email": customer.email,
+                                 "language": customer.language},
                     "plan": _plain(plan),
                     # Exact: 0.3 TB is 300000000000 bytes, never a float's neighbour.
                     "monthly_quota_bytes": int(Decimal(str(plan.monthly_quota_tb)) * 10**12),
