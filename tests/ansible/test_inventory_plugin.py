@@ -391,6 +391,17 @@ def test_production_dedicated_servers_are_grouped_by_delivery(inventory_of: Inve
         }
 
 
+def test_a_suspended_dedicated_server_is_not_probed(tmp_path: Path) -> None:
+    """Cut off at the edge (M7): a PING would only fail, and the SLA does not count it (M26)."""
+    source = lab_variant(tmp_path, lambda text: text.replace(
+        "    delivered_on: 2026-11-06  # within the 7 days (M12)",
+        "    delivered_on: 2026-11-06  # within the 7 days (M12)\n    state: suspended\n"
+        "    suspended_on: 2026-11-20"))
+    icmp = hostvars(inventory_json(source), "labmon1")["vpsfleet_monitor_targets"]["icmp"]
+    assert "alpha-dedi" not in {t["name"] for t in icmp}
+    assert {t["name"] for t in icmp if t["kind"] == "guest"}  # the guests are still probed
+
+
 def test_a_delivered_server_is_in_dedicated_delivered_only(tmp_path: Path) -> None:
     """Handed over (M12, M13): the sub-group no play of the provider's targets."""
     source = lab_variant(tmp_path, lambda text: text.replace(

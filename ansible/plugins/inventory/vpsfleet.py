@@ -99,7 +99,7 @@ description:
     (where alerts open tickets), C(vpsfleet_policy_audit) (the policy of the forbidden-services
     audit, M29: time, rate, ports) and C(vpsfleet_monitor_targets), what it watches (M16, M26):
     C(node), the node exporters of the active managed guests with an address (C(guest),
-    C(customer), C(address)), and C(icmp), every active guest and every delivered dedicated
+    C(customer), C(address)), and C(icmp), every active guest and every delivered, active dedicated
     server with an address (C(name), C(kind) guest or server, C(customer), C(address)), and
     C(hosts), every hypervisor with an address (C(host), C(datacenter), C(address)), whose node
     exporter carries the traffic quota job's figures (M8)."
@@ -377,8 +377,8 @@ class InventoryModule(BaseInventoryPlugin, Constructable):  # type: ignore[misc]
             if offer is not None and KIND_GROUPS[offer.kind.value] == "managed":
                 node.append({"guest": guest.name, **entry})
         for server in fleet.dedicated_servers:
-            if server.ipv4 is None or server.delivered_on is None:
-                continue
+            if server.ipv4 is None or server.delivered_on is None or server.state.value != "active":
+                continue  # a suspended server is cut off at the edge (M7), as a suspended guest
             icmp.append(
                 {"name": server.name, "kind": "server", "customer": server.customer,
                  "address": str(server.ipv4)}
