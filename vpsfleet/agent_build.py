@@ -1,9 +1,12 @@
 """Builds the programs shipped to machines (package `vpsfleet_agents`) as single executable files.
 
 Each artifact is a zip application (PEP 441: a `#!/usr/bin/python3` line, then a zip holding the
-package and a `__main__`) written into the files folder of the role that installs it, where
-Ansible's `copy` finds it. The build is reproducible: entries sorted, fixed timestamps and
-modes, so an unchanged source gives the same bytes and a second deployment changes nothing.
+modules of the package its entry imports, and a `__main__`) written into the files folder of the
+role that installs it, where Ansible's `copy` finds it. The build is reproducible: entries
+sorted, fixed timestamps and modes, so an unchanged source gives the same bytes and a second
+deployment changes nothing. An artifact holds only its entry's import closure (and the data of
+the packages in it): an edit to one program does not change, and so does not reinstall on every
+machine, the programs that do not import what changed.
 
     python -m vpsfleet.agent_build          # build every artifact
     python -m vpsfleet.agent_build --check  # exit 1 if an artifact is missing or stale
@@ -12,6 +15,7 @@ modes, so an unchanged source gives the same bytes and a second deployment chang
 from __future__ import annotations
 
 import argparse
+import ast
 import io
 import os
 import sys
@@ -67,6 +71,67 @@ def sources(root: Path = ROOT) -> list[Path]:
     return sorted(p for p in found if "__pycache__" not in p.parts)
 
 
+def _module_file(root: Path, module: str) -> Path | None:
+    path = root.joinpath(*module.split("."))
+    for candidate in (path.with_suffix(".py"), path / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _imported(tree: ast.Module, module: str, is_package: bool) -> set[str]:
+    """The package's modules a module's source names in its imports (absolute or relative;
+    `from a import b` counts b as a module when it is one)."""
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = module.split(".")
+                keep = len(parts) - node.level + (1 if is_package else 0)
+                base = ".".join(parts[:keep] + ([base] if base else []))
+            names.add(base)
+            names.update(f"{base}.{alias.name}" for alias in node.names)
+    return {n for n in names if n == PACKAGE or n.startswith(PACKAGE + ".")}
+
+
+def closure(entry_module: str, root: Path = ROOT) -> list[Path]:
+    """The files an entry needs: every package module it imports, transitively, with the
+    `__init__.py` of each package on the way (Python runs them on import) and the data files
+    (DATA) under the folder of each package it holds."""
+    files: set[Path] = set()
+    pending = [entry_module]
+    seen: set[str] = set()
+    while pending:
+        module = pending.pop()
+        if module in seen:
+            continue
+        seen.add(module)
+        parts = module.split(".")
+        pending.extend(".".join(parts[:i]) for i in range(1, len(parts)))  # parent packages
+        path = _module_file(root, module)
+        if path is None:
+            continue  # `from package import name` where name is not a module
+        files.add(path)
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        pending.extend(_imported(tree, module, path.name == "__init__.py"))
+    packages = {p.parent for p in files if p.name == "__init__.py"}
+    data = (p for p in sources(root) if p.suffix != ".py")
+    files.update(p for p in data if _owning_package(p) in packages)
+    return sorted(p for p in files if "__pycache__" not in p.parts)
+
+
+def _owning_package(path: Path) -> Path:
+    """The folder of the innermost package a data file sits in (`notices/templates/x.j2`
+    belongs to `notices`, whose code reads it)."""
+    folder = path.parent
+    while not (folder / "__init__.py").is_file() and folder != folder.parent:
+        folder = folder.parent
+    return folder
+
+
 def main_module(entry: str) -> str:
     module, function = entry.split(":")
     return f"import sys\n\nfrom {module} import {function}\n\nsys.exit({function}())\n"
@@ -86,7 +151,8 @@ def build_bytes(artifact: Artifact, root: Path = ROOT) -> bytes:
     check_entry(artifact, root)
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
-        entries = [(p.relative_to(root).as_posix(), p.read_bytes()) for p in sources(root)]
+        module = artifact.entry.partition(":")[0]
+        entries = [(p.relative_to(root).as_posix(), p.read_bytes()) for p in closure(module, root)]
         entries.append(("__main__.py", main_module(artifact.entry).encode()))
         for name, data in sorted(entries):
             info = zipfile.ZipInfo(name, date_time=EPOCH)

@@ -258,6 +258,25 @@ def test_lab_monitor_watches_managed_exporters_and_pings_every_active_guest(
     }
     # Only monitors carry them.
     assert "vpsfleet_monitor_targets" not in hostvars(inventory_of("lab"), "alpha-web")
+    # The lab's hypervisor is the machine the lab runs on (no address): nothing to scrape.
+    assert targets["hosts"] == []
+
+
+def test_monitors_scrape_every_hypervisor_with_an_address_for_the_traffic_job(
+    inventory_of: Inventory,
+) -> None:
+    """M8: the traffic quota job publishes on the hypervisors' node exporters, which the
+    monitors scrape (job hypervisor_node)."""
+    fleet = load_fleet(REPO / "inventories" / "example-production" / "fleet.yml")
+    inv = inventory_of("example-production")
+    expected = sorted(
+        ({"host": h.name, "datacenter": h.datacenter, "address": str(h.ipv4)} for h in fleet.hosts
+         if h.ipv4 is not None),
+        key=lambda t: t["host"],
+    )
+    assert len(expected) >= 3
+    for monitor in fleet.monitors:
+        assert hostvars(inv, monitor.name)["vpsfleet_monitor_targets"]["hosts"] == expected
 
 
 def test_production_monitor_pings_active_guests_and_delivered_servers_only(
@@ -370,6 +389,17 @@ def test_production_dedicated_servers_are_grouped_by_delivery(inventory_of: Inve
             "due_on": fleet.dedicated_due_on(server).isoformat(),
             "delivered_on": server.delivered_on.isoformat() if server.delivered_on else None,
         }
+
+
+def test_a_suspended_dedicated_server_is_not_probed(tmp_path: Path) -> None:
+    """Cut off at the edge (M7): a PING would only fail, and the SLA does not count it (M26)."""
+    source = lab_variant(tmp_path, lambda text: text.replace(
+        "    delivered_on: 2026-11-06  # within the 7 days (M12)",
+        "    delivered_on: 2026-11-06  # within the 7 days (M12)\n    state: suspended\n"
+        "    suspended_on: 2026-11-20"))
+    icmp = hostvars(inventory_json(source), "labmon1")["vpsfleet_monitor_targets"]["icmp"]
+    assert "alpha-dedi" not in {t["name"] for t in icmp}
+    assert {t["name"] for t in icmp if t["kind"] == "guest"}  # the guests are still probed
 
 
 def test_a_delivered_server_is_in_dedicated_delivered_only(tmp_path: Path) -> None:
@@ -606,7 +636,8 @@ def test_lab_hypervisor_variables_give_its_pool_images_and_guests_quotas(invento
     assert web == {
         "name": "alpha-web",
         "state": "active",
-        "customer": {"id": "c-alpha", "email": "admin@alpha.example.com", "language": "fr"},
+        "customer": {"id": "c-alpha", "name": "Alpha Boulangerie SARL",
+                     "email": "admin@alpha.example.com", "language": "fr"},
         "plan": {"name": "vps-m", "vcpu": 2, "ram_mb": 2048, "disk_gb": 40, "bandwidth_mbps": 100,
                  "monthly_quota_tb": 10.0, "throttle_mbps": 1},
         "monthly_quota_bytes": 10 * 10**12,  # M8: 10 TB

@@ -88,7 +88,7 @@ def _restricted(path: str, items: list[Any], machines: set[str]) -> list[Any]:
     list only those if the scenario's fleet held nothing else."""
     if not path.startswith("vpsfleet_monitor_targets."):
         return items
-    return [i for i in items if i.get("guest", i.get("name")) in machines]
+    return [i for i in items if i.get("guest", i.get("name", i.get("host"))) in machines]
 
 
 def differences(

@@ -29,6 +29,7 @@ TARGETS = {
         {"name": "alpha-web", "kind": "guest", "customer": "c-alpha", "address": "198.51.100.10"},
         {"name": "ds-par1-01", "kind": "server", "customer": "c-0003", "address": "192.0.2.200"},
     ],
+    "hosts": [{"host": "hv-a", "datacenter": "par1", "address": "192.0.2.10"}],
 }
 
 
@@ -121,7 +122,7 @@ def test_the_scrape_configuration_passes_promtool_and_labels_the_sla_series(
     assert result.returncode == 0, result.stdout + result.stderr
     config = yaml.safe_load(path.read_text())
     jobs = {job["job_name"]: job for job in config["scrape_configs"]}
-    assert {"prometheus", "alertmanager", "blackbox", "node", "sla_icmp"} <= set(jobs)
+    assert {"prometheus", "alertmanager", "blackbox", "node", "sla_icmp", "hypervisor_node"} <= set(jobs)
     icmp = jobs["sla_icmp"]
     assert icmp["scrape_interval"] == "15s"  # M26: a PING every 15 s
     assert icmp["params"] == {"module": ["icmp"]}
@@ -132,11 +133,15 @@ def test_the_scrape_configuration_passes_promtool_and_labels_the_sla_series(
     assert jobs["node"]["static_configs"][0] == {
         "targets": ["198.51.100.10:9100"], "labels": {"guest": "alpha-web", "customer": "c-alpha"},
     }
+    # M8: the traffic quota job's figures come from the hypervisors' node exporters.
+    assert jobs["hypervisor_node"]["static_configs"] == [
+        {"targets": ["192.0.2.10:9100"], "labels": {"host": "hv-a", "datacenter": "par1"}},
+    ]
 
 
 def test_an_empty_fleet_renders_a_valid_configuration(tmp_path: Path) -> None:
     variables = role_variables(
-        monitor_config_dir=str(tmp_path), vpsfleet_monitor_targets={"node": [], "icmp": []}
+        monitor_config_dir=str(tmp_path), vpsfleet_monitor_targets={"node": [], "icmp": [], "hosts": []}
     )
     render("rules.yml.j2", variables, tmp_path / "rules.yml")
     render("prometheus.yml.j2", variables, tmp_path / "prometheus.yml")

@@ -17,6 +17,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.processes import stop
+
 # What libvirt's qemu driver needs to start without libvirt-daemon-system's defaults: run guests
 # as root, no cgroups (the sandbox's hybrid layout), qemu logs to files (no virtlogd).
 QEMU_CONF = """\
@@ -82,12 +84,7 @@ def private_libvirtd(scratch: Path, name: str) -> Iterator[Libvirtd]:
         yield Libvirtd(uri=uri, netns=netns, root=scratch)
     finally:
         _destroy_domains(uri)  # libvirtd leaves running guests behind when it stops
-        daemon.terminate()
-        try:
-            daemon.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            daemon.kill()
-            daemon.wait()
+        stop(daemon)
         log.close()
         subprocess.run(["ip", "netns", "del", netns], check=False)
 

@@ -21,6 +21,8 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.processes import stop
+
 CORPUS = Path(__file__).resolve().parents[1] / "fleet" / "corpus"
 STEP = 15  # the probe interval, seconds
 
@@ -181,12 +183,7 @@ def serve_backfilled(folder: Path, source: Path) -> Generator[str, None, None]:
             time.sleep(0.2)
         yield url
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
         log.close()
 
 

@@ -4,8 +4,11 @@ entry is missing, and never a built file that git would track."""
 
 from __future__ import annotations
 
+import io
+import shutil
 import subprocess
 import sys
+import tempfile
 import zipfile
 from pathlib import Path
 
@@ -98,3 +101,66 @@ def test_built_gives_every_path_by_name_and_builds_only_what_is_stale(
     before = (root / "out" / "hello").stat().st_mtime_ns
     assert agent_build.built(root) == {"hello": root / "out" / "hello"}
     assert (root / "out" / "hello").stat().st_mtime_ns == before
+
+
+# Imports every module of an artifact from the artifact alone (-S: no site-packages, so neither
+# the checkout nor an installed copy can stand in for a module the build left out); a missing
+# third-party library is the machine's business (Debian packages), a missing package module is
+# the build's fault.
+IMPORT_ALL = """
+import importlib, sys, zipfile
+path = sys.argv[1]
+sys.path.insert(0, path)
+names = sorted(n[:-3].replace("/", ".").removesuffix(".__init__")
+               for n in zipfile.ZipFile(path).namelist() if n.endswith(".py") and n != "__main__.py")
+for name in names:
+    try:
+        module = importlib.import_module(name)
+    except ModuleNotFoundError as err:
+        if (err.name or "").startswith("vpsfleet_agents"):
+            raise
+        continue
+    assert module.__file__ and module.__file__.startswith(path), (name, module.__file__)
+print(len(names))
+"""
+
+
+@pytest.mark.parametrize("artifact", ARTIFACTS, ids=[a.name for a in ARTIFACTS])
+def test_an_artifact_holds_every_module_its_entry_imports(artifact: Artifact) -> None:
+    data = agent_build.build_bytes(artifact)
+    with zipfile.ZipFile(io.BytesIO(data[len(agent_build.INTERPRETER) :])) as archive:
+        names = set(archive.namelist())
+    module = artifact.entry.partition(":")[0]
+    assert module.replace(".", "/") + ".py" in names or module.replace(".", "/") + "/__init__.py" in names
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / artifact.name
+        path.write_bytes(data)
+        result = subprocess.run(
+            [sys.executable, "-S", "-c", IMPORT_ALL, str(path)], capture_output=True, text=True, timeout=60
+        )
+    assert result.returncode == 0, result.stderr
+    assert int(result.stdout) >= 2
+
+
+def test_an_edit_to_one_program_leaves_the_others_bytes_unchanged(tmp_path: Path) -> None:
+    """Only the programs that import what changed are rebuilt, so only they are reinstalled."""
+    shutil.copytree(
+        REPO / agent_build.PACKAGE,
+        tmp_path / agent_build.PACKAGE,
+        ignore=shutil.ignore_patterns("__pycache__"),
+    )
+    by_name = {a.name: a for a in ARTIFACTS}
+    before = {name: agent_build.build_bytes(a, tmp_path) for name, a in by_name.items()}
+    traffic = tmp_path / agent_build.PACKAGE / "traffic" / "cycle.py"
+    traffic.write_text(traffic.read_text() + "\n# an edit\n")
+    after = {name: agent_build.build_bytes(a, tmp_path) for name, a in by_name.items()}
+    assert after["vpsfleet-traffic"] != before["vpsfleet-traffic"]
+    assert after["vpsfleet-backup"] == before["vpsfleet-backup"]
+    assert after["vpsfleet-backup-store"] == before["vpsfleet-backup-store"]
+    # The backup agent does not carry the hosts' traffic job nor the notices' templates.
+    with zipfile.ZipFile(io.BytesIO(after["vpsfleet-backup"][len(agent_build.INTERPRETER) :])) as z:
+        assert not [
+            n for n in z.namelist() if n.startswith(("vpsfleet_agents/traffic/", "vpsfleet_agents/notices/"))
+        ]
+    with zipfile.ZipFile(io.BytesIO(after["vpsfleet-traffic"][len(agent_build.INTERPRETER) :])) as z:
+        assert any(n.endswith(".j2") for n in z.namelist())  # the notice's templates travel with it

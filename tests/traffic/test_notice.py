@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from tests.traffic.test_config import GUEST
 from vpsfleet_agents.notices.render import rate as worded_rate
 from vpsfleet_agents.notices.render import volume
 from vpsfleet_agents.traffic.config import Config, parse
@@ -51,15 +52,7 @@ def test_the_notice_words_volumes_in_the_customers_language(count: int, lang: st
 
 
 def config(**top: Any) -> Config:
-    guest = {
-        "domain": "alpha-vps",
-        "interface": "vf-alpha",
-        "quota_bytes": 10 * 10**12,
-        "throttle_kbit_s": 1_000,
-        "plan_kbit_s": 100_000,
-        "customer_email": "client@customer.example",
-        "language": "en",
-    }
+    guest = dict(GUEST)
     guest.update(top.pop("guest", {}))
     data = {
         "time_zone": "Europe/Paris",

@@ -25,6 +25,7 @@ from zoneinfo import ZoneInfo
 import libvirt
 import pytest
 
+from tests.processes import stop
 from tests.sla.conftest import free_port
 from tests.traffic.fake_libvirt import FakeConn, FakeDomain
 from vpsfleet.cli import main as vpsfleet
@@ -152,12 +153,7 @@ def scraped(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str
             time.sleep(0.3)
         yield url, address, now
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
         log.close()
         exporter.shutdown()
 

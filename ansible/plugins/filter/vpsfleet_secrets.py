@@ -7,9 +7,10 @@ reusing a terminated one's), an identity does not. The inventory gives each one
 `vpsfleet_customer.identity`, and on a store the `identity` of each item of
 `vpsfleet_store_guests` and `vpsfleet_store_customers`:
 
-    "{{ vpsfleet_backup_secret | vpsfleet_derive('backup-write', vpsfleet_identity) }}"
-    "{{ vpsfleet_backup_secret | vpsfleet_derive('backup-read', vpsfleet_customer.identity) }}"
-    "{{ item.identity | vpsfleet_salt }}"
+    "{{ vpsfleet_backup_secret | vpsfleet.platform.vpsfleet_derive('backup-write', vpsfleet_identity) }}"
+    "{{ vpsfleet_backup_secret
+        | vpsfleet.platform.vpsfleet_derive('backup-read', vpsfleet_customer.identity) }}"
+    "{{ item.identity | vpsfleet.platform.vpsfleet_salt }}"
 
 A new identity (another `created` under the same name) therefore gets new credentials: that is
 also how one guest's or customer's credentials are rotated. The secret comes from the

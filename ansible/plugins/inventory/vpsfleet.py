@@ -99,8 +99,10 @@ description:
     (where alerts open tickets), C(vpsfleet_policy_audit) (the policy of the forbidden-services
     audit, M29: time, rate, ports) and C(vpsfleet_monitor_targets), what it watches (M16, M26):
     C(node), the node exporters of the active managed guests with an address (C(guest),
-    C(customer), C(address)), and C(icmp), every active guest and every delivered dedicated
-    server with an address (C(name), C(kind) guest or server, C(customer), C(address))."
+    C(customer), C(address)), and C(icmp), every active guest and every delivered, active dedicated
+    server with an address (C(name), C(kind) guest or server, C(customer), C(address)), and
+    C(hosts), every hypervisor with an address (C(host), C(datacenter), C(address)), whose node
+    exporter carries the traffic quota job's figures (M8)."
   - The values come from the fleet file and are never templated (a customer's name is data).
   - After the groups and variables above, O(compose), O(groups) and O(keyed_groups) run for each
     host with the variables of group C(all) and of the host, as the C(constructed) plugin does.
@@ -350,7 +352,8 @@ class InventoryModule(BaseInventoryPlugin, Constructable):  # type: ignore[misc]
                 {
                     "name": guest.name,
                     "state": guest.state.value,
-                    "customer": {"id": customer.id, "email": customer.email, "language": customer.language},
+                    "customer": {"id": customer.id, "name": customer.name, "email": customer.email,
+                                 "language": customer.language},
                     "plan": _plain(plan),
                     # Exact: 0.3 TB is 300000000000 bytes, never a float's neighbour.
                     "monthly_quota_bytes": int(Decimal(str(plan.monthly_quota_tb)) * 10**12),
@@ -359,9 +362,10 @@ class InventoryModule(BaseInventoryPlugin, Constructable):  # type: ignore[misc]
         return sorted(guests, key=lambda g: g["name"])
 
     def _monitor_targets(self, fleet: Any) -> dict[str, list[dict[str, Any]]]:
-        """What every monitor watches: the node exporters of the managed guests (M16) and a
-        PING of every machine a customer is promised availability on (M26). Suspended guests
-        are cut off (M7) and undelivered servers are still being installed: neither is probed."""
+        """What every monitor watches: the node exporters of the managed guests (M16), a PING
+        of every machine a customer is promised availability on (M26), and the hypervisors'
+        node exporters, where the traffic quota job publishes (M8). Suspended guests are cut
+        off (M7) and undelivered servers are still being installed: neither is probed."""
         node: list[dict[str, Any]] = []
         icmp: list[dict[str, Any]] = []
         for guest in fleet.guests:
@@ -373,15 +377,21 @@ class InventoryModule(BaseInventoryPlugin, Constructable):  # type: ignore[misc]
             if offer is not None and KIND_GROUPS[offer.kind.value] == "managed":
                 node.append({"guest": guest.name, **entry})
         for server in fleet.dedicated_servers:
-            if server.ipv4 is None or server.delivered_on is None:
-                continue
+            if server.ipv4 is None or server.delivered_on is None or server.state.value != "active":
+                continue  # a suspended server is cut off at the edge (M7), as a suspended guest
             icmp.append(
                 {"name": server.name, "kind": "server", "customer": server.customer,
                  "address": str(server.ipv4)}
             )
+        hosts = [
+            {"host": host.name, "datacenter": host.datacenter, "address": str(host.ipv4)}
+            for host in fleet.hosts
+            if host.ipv4 is not None  # the lab's hypervisor is the machine itself: not reachable
+        ]
         return {
             "node": sorted(node, key=lambda t: t["guest"]),
             "icmp": sorted(icmp, key=lambda t: (t["kind"], t["name"])),
+            "hosts": sorted(hosts, key=lambda t: t["host"]),
         }
 
     def _store_accounts(self, fleet: Any, store: Any) -> dict[str, Any]:

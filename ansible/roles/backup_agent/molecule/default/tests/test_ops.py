@@ -51,7 +51,8 @@ def environment() -> tuple[str, dict[str, str]]:
     env = {
         **os.environ,
         "ANSIBLE_ROLES_PATH": str(REPO / "ansible/roles"),
-        "ANSIBLE_FILTER_PLUGINS": str(REPO / "ansible/plugins/filter"),
+        # The collection vpsfleet.platform (its filters by FQCN), as molecule/shared/base.yml has it.
+        "ANSIBLE_COLLECTIONS_PATH": f"{REPO}/.cache/collections:{REPO}/.venv/lib/python3.11/site-packages",
         "ANSIBLE_INVENTORY_PLUGINS": str(REPO / "ansible/plugins/inventory"),
         "ANSIBLE_PIPELINING": "true",
         "ANSIBLE_FORCE_COLOR": "false",

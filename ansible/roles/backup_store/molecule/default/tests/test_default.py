@@ -345,7 +345,8 @@ def converge(*extra: str) -> subprocess.CompletedProcess[str]:
     env = {
         **os.environ,
         "ANSIBLE_ROLES_PATH": str(REPO / "ansible/roles"),
-        "ANSIBLE_FILTER_PLUGINS": str(REPO / "ansible/plugins/filter"),
+        # The collection vpsfleet.platform (its filters by FQCN), as molecule/shared/base.yml has it.
+        "ANSIBLE_COLLECTIONS_PATH": f"{REPO}/.cache/collections:{REPO}/.venv/lib/python3.11/site-packages",
         "ANSIBLE_FORCE_COLOR": "false",
     }
     inventory = str(Path(os.environ["MOLECULE_INVENTORY_FILE"]).parent)

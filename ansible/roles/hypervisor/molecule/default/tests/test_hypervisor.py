@@ -246,6 +246,8 @@ def test_the_traffic_job_is_installed_with_the_fleets_figures(host):
         "mail_from": "ops@test.example.net",
         "operations_email": "ops@test.example.net",
         "sendmail": "/usr/sbin/sendmail",
+        "provider_name": "vpsfleet test",
+        "support_email": "support@test.example.net",
         "guests": [
             {
                 "domain": "hv-role-guest",
@@ -253,6 +255,7 @@ def test_the_traffic_job_is_installed_with_the_fleets_figures(host):
                 "throttle_kbit_s": 1000,  # 1 Mbit/s
                 "plan_kbit_s": 100_000,  # 100 Mbit/s
                 "customer_email": "bravo@customer.example.org",
+                "customer_name": "Bravo Ltd",
                 "language": "en",
             }
         ],
