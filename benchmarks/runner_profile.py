@@ -1,0 +1,93 @@
+"""Where a playbook run spent its time, from ansible-runner's artifacts (no callback needed).
+
+    .venv/bin/python benchmarks/runner_profile.py /var/lib/vpsfleet-lab/runner/artifacts/ID [--top 20]
+
+Each task's wall time runs from its start event to the next task's start (the last one to the
+recap), as ansible.posix.profile_tasks counts it; tasks are summed per role ("facts": Gathering
+Facts, "(play tasks)": tasks of the playbook itself). Prints figures; asserts nothing.
+Used for docs/benchmarks-lab.md (issue 15 part 3).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+TASK_STARTS = ("playbook_on_task_start", "playbook_on_handler_task_start")
+
+
+@dataclass(frozen=True)
+class TaskTime:
+    seconds: float
+    role: str
+    task: str
+    play: str
+
+
+@dataclass(frozen=True)
+class Profile:
+    total: float
+    tasks: tuple[TaskTime, ...]
+    changed: dict[str, int]
+
+    def by_role(self) -> dict[str, float]:
+        sums: dict[str, float] = defaultdict(float)
+        for t in self.tasks:
+            key = "facts" if t.task == "Gathering Facts" else (t.role or "(play tasks)")
+            sums[key] += t.seconds
+        return dict(sorted(sums.items(), key=lambda kv: -kv[1]))
+
+
+def _when(event: dict[str, Any]) -> datetime:
+    return datetime.fromisoformat(event["created"])
+
+
+def profile(events: list[dict[str, Any]]) -> Profile:
+    """The run's profile from its job events (any order)."""
+    events = sorted(events, key=lambda e: int(e["counter"]))
+    starts = [e for e in events if e["event"] in TASK_STARTS]
+    stats = [e for e in events if e["event"] == "playbook_on_stats"]
+    begin = [e for e in events if e["event"] == "playbook_on_start"]
+    ends = [*starts[1:], *stats[-1:]]
+    tasks = tuple(
+        TaskTime(
+            (_when(b) - _when(a)).total_seconds(),
+            str(a["event_data"].get("role", "")),
+            str(a["event_data"].get("task", "")),
+            str(a["event_data"].get("play", "")),
+        )
+        for a, b in zip(starts, ends, strict=False)
+    )
+    total = (_when(stats[-1]) - _when(begin[0])).total_seconds() if stats and begin else 0.0
+    changed = (
+        {str(h): int(n) for h, n in (stats[-1]["event_data"].get("changed") or {}).items()} if stats else {}
+    )
+    return Profile(total, tasks, changed)
+
+
+def read_events(artifact_dir: Path) -> list[dict[str, Any]]:
+    return [json.loads(f.read_text()) for f in (artifact_dir / "job_events").glob("*.json")]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("artifact_dir", type=Path, help="one run's folder under the runner's artifacts/")
+    parser.add_argument("--top", type=int, default=20, help="how many of the longest tasks to list")
+    args = parser.parse_args(argv)
+    p = profile(read_events(args.artifact_dir))
+    print(f"playbook {p.total:.1f} s, {len(p.tasks)} task starts, changed {sum(p.changed.values())}")
+    print("by role (s): " + ", ".join(f"{k} {v:.1f}" for k, v in p.by_role().items()))
+    for t in sorted(p.tasks, key=lambda t: -t.seconds)[: args.top]:
+        print(f"{t.seconds:7.2f}  {t.role + ' : ' if t.role else ''}{t.task}   [{t.play}]")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
