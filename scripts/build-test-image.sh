@@ -25,10 +25,10 @@ packages=(
   python3 python3-apt sudo openssh-server openssh-client
   iproute2 iputils-ping ca-certificates openssl procps less curl
   locales tzdata systemd-timesyncd
-  rsyslog rsyslog-gnutls logrotate
+  rsyslog rsyslog-gnutls rsyslog-relp logrotate
   postfix libsasl2-modules bsd-mailx
   prometheus-node-exporter nftables
-  python3-aiosmtpd
+  python3-aiosmtpd python3-prometheus-client
   lftp pigz zstd mariadb-server mariadb-client python3-pymysql
   proftpd-core proftpd-mod-crypto
   prometheus prometheus-alertmanager prometheus-blackbox-exporter
@@ -52,7 +52,7 @@ trap 'rm -rf "$work"' EXIT
 root="$work/rootfs"
 start=$SECONDS
 echo "building $image from $mirror (debootstrap $suite)..." >&2
-# postfix asks how to configure itself: the common role writes its configuration.
+# postfix asks how to configure itself: role guest_base writes its configuration.
 mkdir -p "$root/var/cache/debconf"
 debootstrap --variant=minbase --include="$(IFS=,; echo "${packages[*]}")" \
   "$suite" "$root" "$mirror" >"$work/debootstrap.log" 2>&1 || {
@@ -107,7 +107,7 @@ for unit in getty@tty1.service console-getty.service systemd-udevd.service \
   apt-daily-upgrade.timer e2scrub_all.timer fstrim.timer; do
   ln -sf /dev/null "$root/etc/systemd/system/$unit"
 done
-# postfix has no configuration until the common role writes one.
+# postfix has no configuration until role guest_base writes one.
 chroot "$root" systemctl disable postfix.service >/dev/null 2>&1 || true
 # The database and FTP servers are there for the guests and stores that use them (their roles or
 # scenarios enable them); every other container boots without their cost.

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from tests.audit.conftest import role_ports
+from tests.metric_samples import samples
 from vpsfleet_agents.audit import cli, config, confirm, nmapxml, report, sanitize
 from vpsfleet_agents.audit.findings import Finding, MachineResult, active_tests
 
@@ -111,11 +112,12 @@ def test_a_confirmed_finding_suggests_suspension_an_identified_one_a_notice() ->
 def test_metrics_name_the_machine_as_the_monitor_does() -> None:
     now = dt.datetime(2026, 12, 4, 4, 30, tzinfo=dt.UTC)
     run = report.Run("production", now, now, [], [machine("guest", "confirmed"), machine("server")], None)
-    lines = report.metrics(run)
-    assert 'vpsfleet_audit_forbidden_services{guest="alpha-web",customer="c-alpha"} 1' in lines
-    assert 'vpsfleet_audit_confirmed_services{guest="alpha-web",customer="c-alpha"} 1' in lines
-    assert 'vpsfleet_audit_forbidden_services{server="ds-par1-01",customer="c-alpha"} 0' in lines
-    assert f"vpsfleet_audit_last_run_timestamp_seconds {int(now.timestamp())}" in lines
+    found = samples(report.metrics(run).text())
+    assert found['vpsfleet_audit_forbidden_services{customer="c-alpha",guest="alpha-web"}'] == 1
+    assert found['vpsfleet_audit_confirmed_services{customer="c-alpha",guest="alpha-web"}'] == 1
+    assert found['vpsfleet_audit_forbidden_services{customer="c-alpha",server="ds-par1-01"}'] == 0
+    assert found["vpsfleet_audit_last_run_timestamp_seconds"] == int(now.timestamp())
+    assert found["vpsfleet_audit_run_ok"] == 1
 
 
 def test_reports_are_written_per_customer_and_latest_points_at_the_run(tmp_path: Path) -> None:

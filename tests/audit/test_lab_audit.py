@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from tests.audit.conftest import AuditLab
+from tests.metric_samples import samples
 
 ESC = "\x1b"
 
@@ -86,11 +87,11 @@ def test_hostile_greetings_are_escaped_in_the_reports(first_run: Any) -> None:
 
 
 def test_metrics_count_the_findings_per_machine(first_run: Any, audit_lab: AuditLab) -> None:
-    metrics = (audit_lab.tmp / "metrics" / "vpsfleet_audit.prom").read_text().splitlines()
-    assert 'vpsfleet_audit_forbidden_services{guest="g1-vps",customer="c-one"} 3' in metrics
-    assert 'vpsfleet_audit_confirmed_services{guest="g1-vps",customer="c-one"} 3' in metrics
-    assert 'vpsfleet_audit_forbidden_services{guest="g2-web",customer="c-two"} 0' in metrics
-    assert "vpsfleet_audit_run_ok 1" in metrics
+    metrics = samples((audit_lab.tmp / "metrics" / "vpsfleet_audit.prom").read_text())
+    assert metrics['vpsfleet_audit_forbidden_services{customer="c-one",guest="g1-vps"}'] == 3
+    assert metrics['vpsfleet_audit_confirmed_services{customer="c-one",guest="g1-vps"}'] == 3
+    assert metrics['vpsfleet_audit_forbidden_services{customer="c-two",guest="g2-web"}'] == 0
+    assert metrics["vpsfleet_audit_run_ok"] == 1
 
 
 def test_nmap_runs_at_the_capped_rate_against_the_configured_addresses_only(

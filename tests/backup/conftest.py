@@ -23,6 +23,7 @@ from typing import Any, Protocol
 
 import pytest
 
+from tests.metric_samples import samples
 from vpsfleet import agent_build
 from vpsfleet_agents.backup.config import Config, parse_config
 
@@ -313,12 +314,7 @@ def make_config(
 
 
 def metrics(config: Any) -> dict[str, float]:
-    values: dict[str, float] = {}
-    for line in Path(config.textfile).read_text().splitlines():
-        if line and not line.startswith("#"):
-            name, value = line.rsplit(" ", 1)
-            values[name] = float(value)
-    return values
+    return samples(Path(config.textfile).read_text())
 
 
 def status(config: Any) -> dict[str, Any]:

@@ -26,6 +26,7 @@ from typing import Any
 import pytest
 
 from tests.backup.conftest import AGENT_PATH, PASSWORD, REPO, Certs, ProftpdStore, need
+from tests.metric_samples import samples
 from vpsfleet_agents.backup.ftps import classify_lftp_error, store_busy
 
 NOBODY = 65534
@@ -210,15 +211,6 @@ def agent_config(
     return path
 
 
-def read_metrics(path: Path) -> dict[str, float]:
-    values: dict[str, float] = {}
-    for line in path.read_text().splitlines():
-        if line and not line.startswith("#"):
-            name, value = line.rsplit(" ", 1)
-            values[name] = float(value)
-    return values
-
-
 @pytest.fixture
 def loaded_store(certs: Certs) -> Iterator[LoadedStore]:
     need("proftpd", "openssl", "lftp", "tar", "zstd", "sha256sum")
@@ -308,7 +300,7 @@ def test_one_guest_past_the_store_limit_is_refused_then_published_the_same_night
                                capture_output=True, text=True)  # fmt: skip
         assert check.returncode == 0, check.stdout
         assert not [p for p in home.rglob(".in.*")]  # no HiddenStores leftovers
-        values = read_metrics(folder / "state" / "textfile" / "vpsfleet_backup.prom")
+        values = samples((folder / "state" / "textfile" / "vpsfleet_backup.prom").read_text())
         assert values["vpsfleet_backup_last_run_success"] == 1
         assert values['vpsfleet_backup_last_run_exit_reason{reason="ok"}'] == 1
         assert values["vpsfleet_backup_night_attempts"] == len(attempts)

@@ -36,6 +36,7 @@ from tests.backup.conftest import (
     need,
     unpack,
 )
+from tests.metric_samples import samples
 from vpsfleet_agents.backup.restore import decompressor
 from vpsfleet_agents.backup.run import run
 from vpsfleet_agents.verify import check
@@ -87,10 +88,8 @@ def verify(
 
 
 def success_metric(tmp_path: Path) -> float:
-    for line in (tmp_path / "verify.prom").read_text().splitlines():
-        if line.startswith('vpsfleet_backup_verify_last_success_timestamp_seconds{guest="g1"}'):
-            return float(line.rsplit(" ", 1)[1])
-    raise AssertionError("no metric for g1")
+    found = samples((tmp_path / "verify.prom").read_text())
+    return found['vpsfleet_backup_verify_last_success_timestamp_seconds{guest="g1"}']
 
 
 def reader(store: FtpStore) -> None:

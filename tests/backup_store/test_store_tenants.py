@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from tests.backup_store.conftest import TODAY, day, home, make_set, make_sets, save
+from tests.metric_samples import samples
 from vpsfleet_agents.store.accounts import hash_passwords
 from vpsfleet_agents.store.cli import main
 from vpsfleet_agents.store.config import Refused
@@ -49,8 +50,8 @@ def mail(config: dict[str, Any]) -> str:
     return path.read_text() if path.exists() else ""
 
 
-def metrics(config: dict[str, Any], name: str = "vpsfleet_backup_store.prom") -> str:
-    return Path(config["textfile_dir"], name).read_text()
+def metrics(config: dict[str, Any], name: str = "vpsfleet_backup_store.prom") -> dict[str, float]:
+    return samples(Path(config["textfile_dir"], name).read_text())
 
 
 @pytest.fixture
@@ -125,9 +126,10 @@ def test_one_tenants_garbage_never_stops_the_dead_man_check(garbage: dict[str, A
     assert "g5" in text and "newest set: " + day(1) in text
     assert "symbolic link" in text and "Permission denied" in text  # per tenant, in the same mail
     shown = metrics(garbage)
-    assert 'vpsfleet_backup_store_set_present{customer="c1",guest="g1"} 1' in shown
-    assert 'vpsfleet_backup_store_set_present{customer="c1",guest="g3"} 0' in shown  # the link's set: not its
-    assert 'vpsfleet_backup_store_customer_bytes{customer="c3"} 0' in shown  # never followed
+    assert shown['vpsfleet_backup_store_set_present{customer="c1",guest="g1"}'] == 1
+    # The link's set is not g3's.
+    assert shown['vpsfleet_backup_store_set_present{customer="c1",guest="g3"}'] == 0
+    assert shown['vpsfleet_backup_store_customer_bytes{customer="c3"}'] == 0  # never followed
 
 
 def test_one_tenants_garbage_never_stops_the_daily_job(garbage: dict[str, Any], tmp_path: Path) -> None:
@@ -139,8 +141,8 @@ def test_one_tenants_garbage_never_stops_the_daily_job(garbage: dict[str, Any], 
     kept = sorted(p.name for p in home(garbage, "c1", "g1").iterdir() if p.name.startswith("2026-11-2"))
     assert kept == [day(2), day(1), day(0)]
     daily = metrics(garbage, "vpsfleet_backup_store_daily.prom")
-    assert 'vpsfleet_backup_store_unexpected_entries{customer="c1",guest="g1"} 6' in daily
-    assert 'vpsfleet_backup_store_unexpected_entries{customer="c1",guest="g5"} 0' in daily
+    assert daily['vpsfleet_backup_store_unexpected_entries{customer="c1",guest="g1"}'] == 6
+    assert daily['vpsfleet_backup_store_unexpected_entries{customer="c1",guest="g5"}'] == 0
     assert "the daily job of 2026-11-23 found" in mail(garbage)
     assert quota(garbage)["usage"]["c3"] == 0
 
@@ -164,15 +166,14 @@ def test_future_sets_are_quarantined_and_never_count_as_the_newest(
         ("g1", (TODAY + dt.timedelta(days=1)).isoformat())
     ]
     assert "2027-06-01" in mail(config) and "dated after tomorrow" in mail(config)
-    assert 'newest_set_age_days{customer="c1",guest="g1"} -1' in metrics(config)
+    assert metrics(config)['vpsfleet_backup_store_newest_set_age_days{customer="c1",guest="g1"}'] == -1
     assert main(["--config", save(config, tmp_path), "--today", TODAY.isoformat(), "daily"]) == 1
     kept = Path(config["root"], "c1", ".vpsfleet", "quarantine", "g1", "2027-06-01")
     assert (kept / "www.tar.gz").exists() and not (g1 / "2027-06-01").exists()
     assert kept.parent.stat().st_uid == os.geteuid() and oct(kept.parent.stat().st_mode & 0o777) == "0o755"
     assert "quarantined: 2027-06-01" in mail(config)
-    assert 'vpsfleet_backup_store_quarantined_sets{customer="c1",guest="g1"} 1' in metrics(
-        config, "vpsfleet_backup_store_daily.prom"
-    )
+    daily = metrics(config, "vpsfleet_backup_store_daily.prom")
+    assert daily['vpsfleet_backup_store_quarantined_sets{customer="c1",guest="g1"}'] == 1
     assert dead_man(config, TODAY)["missing"][0]["guest"] == "g1"
     # The customer's tally still counts it (its data), and its erasure takes it (M11).
     assert quota(config)["usage"]["c1"] >= 400

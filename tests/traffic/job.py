@@ -11,6 +11,7 @@ from email.message import Message
 from pathlib import Path
 from typing import Any
 
+from tests.metric_samples import samples
 from vpsfleet import agent_build
 
 PROGRAM = next(a for a in agent_build.ARTIFACTS if a.name == "vpsfleet-traffic")
@@ -84,12 +85,7 @@ class Job:
 
     def metrics(self) -> dict[str, float]:
         """`name{labels}` -> value from the textfile the node exporter reads."""
-        lines = self.metrics_file.read_text().splitlines()
-        return {
-            line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
-            for line in lines
-            if not line.startswith("#")
-        }
+        return samples(self.metrics_file.read_text())
 
     def state(self, cycle: str) -> dict[str, Any]:
         data: dict[str, Any] = json.loads((self.state_dir / f"{cycle}.json").read_text())

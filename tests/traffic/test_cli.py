@@ -9,6 +9,7 @@ from typing import Any
 import libvirt
 import pytest
 
+from tests.metric_samples import samples
 from tests.traffic.fake_libvirt import FakeConn, FakeDomain, error
 from vpsfleet_agents.traffic import cli
 
@@ -55,19 +56,17 @@ def test_the_metrics_say_what_was_counted_and_decided(
     alpha.tx_bytes = 1_500
     status, _ = main(tmp_path, capsys, "run")
     assert status == 0
-    lines = (tmp_path / "vpsfleet_traffic.prom").read_text().splitlines()
-    samples = [line for line in lines if not line.startswith("#")]
-    assert samples == [
-        'vpsfleet_traffic_outbound_bytes{guest="alpha-vps"} 1500',
-        'vpsfleet_traffic_quota_bytes{guest="alpha-vps"} 1000',
-        'vpsfleet_traffic_throttled{guest="alpha-vps"} 1',
-        'vpsfleet_traffic_rate_ok{guest="alpha-vps"} 1',
-        'vpsfleet_traffic_guest_ok{guest="alpha-vps"} 1',
-        'vpsfleet_traffic_lifted{guest="alpha-vps"} 0',
-        'vpsfleet_traffic_throttled_since_timestamp_seconds{guest="alpha-vps"} 1797240600',
-        "vpsfleet_traffic_cycle_end_timestamp_seconds 1798758000",  # 2026-12-31T23:00:00Z
-        "vpsfleet_traffic_last_run_timestamp_seconds 1797240600",  # 2026-12-14T09:30:00Z
-    ]
+    assert samples((tmp_path / "vpsfleet_traffic.prom").read_text()) == {
+        'vpsfleet_traffic_outbound_bytes{guest="alpha-vps"}': 1500,
+        'vpsfleet_traffic_quota_bytes{guest="alpha-vps"}': 1000,
+        'vpsfleet_traffic_throttled{guest="alpha-vps"}': 1,
+        'vpsfleet_traffic_rate_ok{guest="alpha-vps"}': 1,
+        'vpsfleet_traffic_guest_ok{guest="alpha-vps"}': 1,
+        'vpsfleet_traffic_lifted{guest="alpha-vps"}': 0,
+        'vpsfleet_traffic_throttled_since_timestamp_seconds{guest="alpha-vps"}': 1797240600,
+        "vpsfleet_traffic_cycle_end_timestamp_seconds": 1798758000,  # 2026-12-31T23:00:00Z
+        "vpsfleet_traffic_last_run_timestamp_seconds": 1797240600,  # 2026-12-14T09:30:00Z
+    }
 
 
 def test_lift_restores_the_plans_rate_until_the_cycle_ends(
@@ -84,12 +83,10 @@ def test_lift_restores_the_plans_rate_until_the_cycle_ends(
     alpha.tx_bytes = 9_000
     main(tmp_path, capsys, "run")
     assert alpha.live_outbound == 12_500, "still lifted"
-    samples = (tmp_path / "vpsfleet_traffic.prom").read_text().splitlines()
-    assert 'vpsfleet_traffic_lifted{guest="alpha-vps"} 1' in samples
-    assert 'vpsfleet_traffic_throttled{guest="alpha-vps"} 0' in samples
-    assert not [
-        line for line in samples if line.startswith("vpsfleet_traffic_throttled_since_timestamp_seconds{")
-    ]
+    found = samples((tmp_path / "vpsfleet_traffic.prom").read_text())
+    assert found['vpsfleet_traffic_lifted{guest="alpha-vps"}'] == 1
+    assert found['vpsfleet_traffic_throttled{guest="alpha-vps"}'] == 0
+    assert not [key for key in found if key.startswith("vpsfleet_traffic_throttled_since_timestamp_seconds")]
     _, status_report = main(tmp_path, capsys, "status")
     assert status_report["guests"]["alpha-vps"]["lifted_at"] == NOW
     assert status_report["guests"]["alpha-vps"]["counted_bytes"] == 9_000

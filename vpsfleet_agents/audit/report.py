@@ -179,24 +179,26 @@ HELP = {
 }
 
 
-def metrics(run: Run) -> list[str]:
-    lines: list[str] = []
-    for name, text in HELP.items():
-        lines += [f"# HELP {name} {text}", f"# TYPE {name} gauge"]
-        for m in run.machines:
-            value = {
-                "vpsfleet_audit_forbidden_services": len(m.findings),
-                "vpsfleet_audit_confirmed_services": sum(f.evidence == "confirmed" for f in m.findings),
-                "vpsfleet_audit_machine_scanned": int(m.scanned),
-            }[name]
-            pairs = {m.target.kind: m.target.name, "customer": m.target.customer}
-            lines.append(f"{name}{textfile.labels(**pairs)} {value}")
-    lines += [
-        "# HELP vpsfleet_audit_run_ok 1 when the last audit's scan ran to its end.",
-        "# TYPE vpsfleet_audit_run_ok gauge",
-        f"vpsfleet_audit_run_ok {0 if run.error else 1}",
-        "# HELP vpsfleet_audit_last_run_timestamp_seconds When the last audit finished.",
-        "# TYPE vpsfleet_audit_last_run_timestamp_seconds gauge",
-        f"vpsfleet_audit_last_run_timestamp_seconds {int(run.finished.timestamp())}",
-    ]
-    return lines
+def metrics(run: Run) -> textfile.Gauges:
+    gauges = textfile.Gauges()
+    # A machine is a guest or a server: the other label stays empty, which Prometheus drops.
+    names = ("guest", "server", "customer")
+    families = {name: gauges.family(name, text, names) for name, text in HELP.items()}
+    for m in run.machines:
+        pairs = {"guest": "", "server": "", m.target.kind: m.target.name, "customer": m.target.customer}
+        values = {
+            "vpsfleet_audit_forbidden_services": len(m.findings),
+            "vpsfleet_audit_confirmed_services": sum(f.evidence == "confirmed" for f in m.findings),
+            "vpsfleet_audit_machine_scanned": int(m.scanned),
+        }
+        for name, value in values.items():
+            families[name].add_metric([pairs[label] for label in names], value)
+    gauges.single(
+        "vpsfleet_audit_run_ok", "1 when the last audit's scan ran to its end.", 0 if run.error else 1
+    )
+    gauges.single(
+        "vpsfleet_audit_last_run_timestamp_seconds",
+        "When the last audit finished.",
+        int(run.finished.timestamp()),
+    )
+    return gauges

@@ -16,11 +16,15 @@ def store_name(config: dict[str, Any]) -> str:
     return str(config.get("store", socket.gethostname()))
 
 
-def write_metrics(config: dict[str, Any], name: str, lines: list[str]) -> None:
+# The labels of a guest's metrics, in this order.
+GUEST_LABELS = ("customer", "guest")
+
+
+def write_metrics(config: dict[str, Any], name: str, gauges: textfile.Gauges) -> None:
     """`<textfile_dir>/<name>`, replaced whole; nothing when no folder is configured."""
     folder = config.get("textfile_dir")
     if folder:
-        textfile.write(os.path.join(folder, name), lines)
+        textfile.write(os.path.join(folder, name), gauges)
 
 
 def send_mail(config: dict[str, Any], subject: str, body: str, alert: str) -> bool:

@@ -11,11 +11,11 @@ from typing import Any
 from vpsfleet_agents import mail
 from vpsfleet_agents.backup.sets import future_sets
 from vpsfleet_agents.store import customer_notice
-from vpsfleet_agents.store.alerts import send_mail, store_name, write_metrics
+from vpsfleet_agents.store.alerts import GUEST_LABELS, send_mail, store_name, write_metrics
 from vpsfleet_agents.store.journal import log, problem
 from vpsfleet_agents.store.listing import Listing
 from vpsfleet_agents.store.tree import guest_folder, tree_size
-from vpsfleet_agents.textfile import labels as metric_labels
+from vpsfleet_agents.textfile import Gauges
 
 METRICS = "vpsfleet_backup_store.prom"
 
@@ -36,19 +36,17 @@ def _guest(
     return today.isoformat() in sets, (sets[-1] if sets else None)
 
 
-def _usage(config: dict[str, Any]) -> list[str]:
-    lines = [
-        "# HELP vpsfleet_backup_store_customer_bytes Bytes a customer's sets take on the store",
-        "# TYPE vpsfleet_backup_store_customer_bytes gauge",
-        "# HELP vpsfleet_backup_store_customer_quota_bytes The customer's quota (0: none)",
-        "# TYPE vpsfleet_backup_store_customer_quota_bytes gauge",
-    ]
+def _usage(config: dict[str, Any], gauges: Gauges) -> None:
+    used = gauges.family(
+        "vpsfleet_backup_store_customer_bytes", "Bytes a customer's sets take on the store", ["customer"]
+    )
+    quota = gauges.family(
+        "vpsfleet_backup_store_customer_quota_bytes", "The customer's quota (0: none)", ["customer"]
+    )
     for customer in config["customers"]:
-        labels = metric_labels(customer=customer["id"])
         size, _files = tree_size(Path(config["root"]) / customer["id"])
-        lines.append(f"vpsfleet_backup_store_customer_bytes{labels} {size}")
-        lines.append(f"vpsfleet_backup_store_customer_quota_bytes{labels} {customer.get('quota_bytes') or 0}")
-    return lines
+        used.add_metric([customer["id"]], size)
+        quota.add_metric([customer["id"]], customer.get("quota_bytes") or 0)
 
 
 def dead_man(config: dict[str, Any], today: dt.date) -> dict[str, Any]:
@@ -58,31 +56,30 @@ def dead_man(config: dict[str, Any], today: dt.date) -> dict[str, Any]:
     Writes metrics; mails and returns the guests that miss their set."""
     states = set(config.get("dead_man_states", ["active"]))
     night = today.isoformat()
-    lines = [
-        "# HELP vpsfleet_backup_store_set_present 1 if the guest has the set of the last night",
-        "# TYPE vpsfleet_backup_store_set_present gauge",
-    ]
-    ages = [
-        "# HELP vpsfleet_backup_store_newest_set_age_days Days since the newest set's night",
-        "# TYPE vpsfleet_backup_store_newest_set_age_days gauge",
-    ]
+    gauges = Gauges()
+    present_gauge = gauges.family(
+        "vpsfleet_backup_store_set_present", "1 if the guest has the set of the last night", GUEST_LABELS
+    )
+    age_gauge = gauges.family(
+        "vpsfleet_backup_store_newest_set_age_days", "Days since the newest set's night", GUEST_LABELS
+    )
     missing: list[dict[str, Any]] = []
     checked = []
     notes: list[dict[str, Any]] = []
     for guest in config["guests"]:
         if guest.get("state") not in states:
             continue
-        labels = metric_labels(customer=guest["customer"], guest=guest["guest"])
+        labels = [guest["customer"], guest["guest"]]
         newest = None
         try:
             present, newest = _guest(config, guest, today, notes)
         except Exception as err:  # one tenant's garbage never stops the others
             present = False
             notes.append(problem("error", guest, f"dead-man: {type(err).__name__}: {err}"))
-        lines.append(f"vpsfleet_backup_store_set_present{labels} {int(present)}")
+        present_gauge.add_metric(labels, int(present))
         if newest is not None:
             age = (today - dt.date.fromisoformat(newest)).days
-            ages.append(f"vpsfleet_backup_store_newest_set_age_days{labels} {age}")
+            age_gauge.add_metric(labels, age)
         checked.append(guest["guest"])
         if not present:
             # Unknown means managed: a customer is only told what a customer can act on.
@@ -90,12 +87,11 @@ def dead_man(config: dict[str, Any], today: dt.date) -> dict[str, Any]:
             missing.append(
                 {"guest": guest["guest"], "customer": guest["customer"], "newest": newest, "managed": managed}
             )
-    stamp = [
-        "# HELP vpsfleet_backup_store_dead_man_timestamp_seconds When the check last ran",
-        "# TYPE vpsfleet_backup_store_dead_man_timestamp_seconds gauge",
-        f"vpsfleet_backup_store_dead_man_timestamp_seconds {time.time():.0f}",
-    ]
-    write_metrics(config, METRICS, lines + ages + _usage(config) + stamp)
+    _usage(config, gauges)
+    gauges.single(
+        "vpsfleet_backup_store_dead_man_timestamp_seconds", "When the check last ran", round(time.time())
+    )
+    write_metrics(config, METRICS, gauges)
     for entry in missing:
         who = f"{entry['guest']} ({entry['customer']})"
         log(f"dead-man: {who} has no set for {night}; newest: {entry['newest']}")

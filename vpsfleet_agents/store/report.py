@@ -9,9 +9,9 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from vpsfleet_agents.store.alerts import send_mail, store_name, write_metrics
+from vpsfleet_agents.store.alerts import GUEST_LABELS, send_mail, store_name, write_metrics
 from vpsfleet_agents.store.tree import is_folder, meta_folder
-from vpsfleet_agents.textfile import labels as metric_labels
+from vpsfleet_agents.textfile import Gauges
 
 METRICS = "vpsfleet_backup_store_daily.prom"
 
@@ -21,35 +21,38 @@ def daily_report(
 ) -> bool:
     """Metrics of the daily job (per guest: unexpected entries, quarantined sets) and one mail to
     operations when it met something to act on (not for garbage alone). True if it alerted."""
-    lines = [
-        "# HELP vpsfleet_backup_store_unexpected_entries Entries of a guest's folder that are no set",
-        "# TYPE vpsfleet_backup_store_unexpected_entries gauge",
-        "# HELP vpsfleet_backup_store_quarantined_sets Sets of a guest kept aside (dated in the future)",
-        "# TYPE vpsfleet_backup_store_quarantined_sets gauge",
-    ]
+    gauges = Gauges()
+    unexpected = gauges.family(
+        "vpsfleet_backup_store_unexpected_entries",
+        "Entries of a guest's folder that are no set",
+        GUEST_LABELS,
+    )
+    quarantined = gauges.family(
+        "vpsfleet_backup_store_quarantined_sets",
+        "Sets of a guest kept aside (dated in the future)",
+        GUEST_LABELS,
+    )
     for guest in config["guests"]:
         if guest.get("state") == "terminated":
             continue
-        labels = metric_labels(customer=guest["customer"], guest=guest["guest"])
+        labels = [guest["customer"], guest["guest"]]
         garbage = sum(
             len(p["entries"]) for p in problems if p["kind"] == "garbage" and p["guest"] == guest["guest"]
         )
         held = meta_folder(config, guest["customer"]) / "quarantine" / guest["guest"]
         kept = len(os.listdir(held)) if is_folder(held) else 0
-        lines.append(f"vpsfleet_backup_store_unexpected_entries{labels} {garbage}")
-        lines.append(f"vpsfleet_backup_store_quarantined_sets{labels} {kept}")
+        unexpected.add_metric(labels, garbage)
+        quarantined.add_metric(labels, kept)
     alerts = [p for p in problems if p["kind"] != "garbage"]
-    lines += [
-        "# HELP vpsfleet_backup_store_daily_problems Problems the last daily job alerted for",
-        "# TYPE vpsfleet_backup_store_daily_problems gauge",
-        f"vpsfleet_backup_store_daily_problems {len(alerts)}",
-        "# HELP vpsfleet_backup_store_daily_timestamp_seconds When the daily job last ran",
-        "# TYPE vpsfleet_backup_store_daily_timestamp_seconds gauge",
-        f"vpsfleet_backup_store_daily_timestamp_seconds {time.time():.0f}",
-    ]
+    gauges.single(
+        "vpsfleet_backup_store_daily_problems", "Problems the last daily job alerted for", len(alerts)
+    )
+    gauges.single(
+        "vpsfleet_backup_store_daily_timestamp_seconds", "When the daily job last ran", round(time.time())
+    )
     if dry_run:
         return bool(alerts)
-    write_metrics(config, METRICS, lines)
+    write_metrics(config, METRICS, gauges)
     if not alerts:
         return False
     store = store_name(config)

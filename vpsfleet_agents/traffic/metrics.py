@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from vpsfleet_agents.textfile import labels
+from vpsfleet_agents.textfile import Gauges
 
 HELP = {
     "vpsfleet_traffic_outbound_bytes": "Outbound bytes counted for the guest in the current cycle (M8).",
@@ -41,27 +41,23 @@ def value(name: str, g: GuestMetrics) -> int:
     }[name]
 
 
-def render(guests: list[GuestMetrics], now: dt.datetime, cycle_end: dt.datetime) -> list[str]:
-    lines: list[str] = []
-    for name in HELP:
-        lines += [f"# HELP {name} {HELP[name]}", f"# TYPE {name} gauge"]
-        lines += [f"{name}{labels(guest=g.guest)} {value(name, g)}" for g in guests]
+def render(guests: list[GuestMetrics], now: dt.datetime, cycle_end: dt.datetime) -> Gauges:
+    gauges = Gauges()
+    for name, text in HELP.items():
+        family = gauges.family(name, text, ["guest"])
+        for g in guests:
+            family.add_metric([g.guest], value(name, g))
     # Only the throttled guests have one: since when (the quota reached in this cycle).
-    lines += [
-        f"# HELP {SINCE} When the guest's quota was reached and its throttle began.",
-        f"# TYPE {SINCE} gauge",
-    ]
-    lines += [
-        f"{SINCE}{labels(guest=g.guest)} {int(g.throttled_since.timestamp())}"
-        for g in guests
-        if g.throttled and g.throttled_since is not None
-    ]
-    lines += [
-        "# HELP vpsfleet_traffic_cycle_end_timestamp_seconds When the cycle ends and throttles end.",
-        "# TYPE vpsfleet_traffic_cycle_end_timestamp_seconds gauge",
-        f"vpsfleet_traffic_cycle_end_timestamp_seconds {int(cycle_end.timestamp())}",
-        "# HELP vpsfleet_traffic_last_run_timestamp_seconds When the job last ran.",
-        "# TYPE vpsfleet_traffic_last_run_timestamp_seconds gauge",
-        f"vpsfleet_traffic_last_run_timestamp_seconds {int(now.timestamp())}",
-    ]
-    return lines
+    since = gauges.family(SINCE, "When the guest's quota was reached and its throttle began.", ["guest"])
+    for g in guests:
+        if g.throttled and g.throttled_since is not None:
+            since.add_metric([g.guest], int(g.throttled_since.timestamp()))
+    gauges.single(
+        "vpsfleet_traffic_cycle_end_timestamp_seconds",
+        "When the cycle ends and throttles end.",
+        int(cycle_end.timestamp()),
+    )
+    gauges.single(
+        "vpsfleet_traffic_last_run_timestamp_seconds", "When the job last ran.", int(now.timestamp())
+    )
+    return gauges

@@ -25,6 +25,8 @@ from typing import Any
 import pytest
 import testinfra
 
+from tests.metric_samples import samples
+
 testinfra_hosts = ["backup-role-guest"]
 
 CUSTOMER = "c-alpha"
@@ -87,12 +89,7 @@ def set_sums(night: str) -> str:
 
 
 def metrics(host: Any) -> dict[str, float]:
-    values: dict[str, float] = {}
-    for line in host.file(METRICS).content_string.splitlines():
-        if line and not line.startswith("#"):
-            name, value = line.rsplit(" ", 1)
-            values[name] = float(value)
-    return values
+    return samples(host.file(METRICS).content_string)
 
 
 def status(host: Any) -> dict[str, Any]:

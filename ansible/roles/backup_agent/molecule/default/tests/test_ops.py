@@ -29,6 +29,8 @@ from typing import Any
 import pytest
 import testinfra
 
+from tests.metric_samples import samples
+
 testinfra_hosts = ["backup-role-guest"]
 
 REPO = Path(__file__).resolve().parents[6]
@@ -249,8 +251,7 @@ def test_verify_backups_passes_on_a_good_set(published: dict[str, Any]) -> None:
     assert run.returncode == 0, said(run)[-3000:]
     assert f"{GUEST}: OK, set {published['set']}" in said(run)
     metric = store().file("/var/lib/prometheus/node-exporter/vpsfleet_backup_verify.prom").content_string
-    line = next(x for x in metric.splitlines() if x.startswith("vpsfleet_backup_verify_last_success"))
-    assert f'{{guest="{GUEST}"}}' in line and float(line.rsplit(" ", 1)[1]) > 0
+    assert samples(metric)[f'vpsfleet_backup_verify_last_success_timestamp_seconds{{guest="{GUEST}"}}'] > 0
     # The sandbox ran as its own unprivileged account.
     summary = json.loads(
         (Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "verify-summary.json").read_text()
