@@ -29,15 +29,13 @@ from vpsfleet_infra.nwfilter import NwFilterProvider
 from tests.pulumi.fleets import fleet, with_guest
 from tests.pulumi.harness import NOW
 from tests.pulumi.libvirtd import Libvirtd
-from tests.pulumi.tiny_vm import VM_FILES as VM_FILES  # tests/traffic import it from here
-from tests.pulumi.tiny_vm import domain_xml, initramfs, missing
+from tests.pulumi.tiny_vm import VM_FILES, domain_xml, initramfs, missing
 from vpsfleet.filters import guest_filter_xml
 from vpsfleet.fleet import Fleet
 from vpsfleet.schema import GuestState, Mitigation, SmtpBlock
 
 pytestmark = [pytest.mark.libvirt, pytest.mark.slow]
 
-_initramfs = initramfs  # tests/traffic/vm.py's name for it
 GUEST = "bravo-vps"  # 198.51.100.12 in the lab fleet
 BRIDGE = "br-lab"
 PEER = "198.51.100.50"  # the peer's own address: outside the management network

@@ -83,6 +83,41 @@ def initramfs(work: Path, values: dict[str, str]) -> Path:
     return image
 
 
+def plain_domain_xml(
+    name: str,
+    *,
+    kernel: Path | str,
+    initrd: Path | str,
+    console: Path | str,
+    bridge: str,
+    interface: str = "",
+) -> str:
+    """The tiny VM's domain (direct kernel boot, one e1000 on `bridge`, its console in a file
+    appended to across boots); `interface`: extra elements of the interface (a MAC, a target)."""
+    return f"""<domain type="qemu">
+  <name>{name}</name>
+  <memory unit="MiB">192</memory>
+  <vcpu>1</vcpu>
+  <os>
+    <type arch="x86_64" machine="pc">hvm</type>
+    <kernel>{kernel}</kernel>
+    <initrd>{initrd}</initrd>
+    <cmdline>console=ttyS0 panic=-1 quiet</cmdline>
+  </os>
+  <devices>
+    <interface type="bridge">{interface}
+      <source bridge="{bridge}"/>
+      <model type="e1000"/>
+    </interface>
+    <serial type="file">
+      <source path="{console}" append="on"/>
+      <target port="0"/>
+    </serial>
+  </devices>
+</domain>
+"""
+
+
 def domain_xml(
     f: Fleet,
     guest_name: str,
@@ -103,29 +138,16 @@ def domain_xml(
     assert plan is not None
     mac = identity.mac_address(guest_name)
     source = work / "domain.xml"
-    source.write_text(f"""<domain type="qemu">
-  <name>{guest_name}</name>
-  <memory unit="MiB">192</memory>
-  <vcpu>1</vcpu>
-  <os>
-    <type arch="x86_64" machine="pc">hvm</type>
-    <kernel>{kernel}</kernel>
-    <initrd>{initrd}</initrd>
-    <cmdline>console=ttyS0 panic=-1 quiet</cmdline>
-  </os>
-  <devices>
-    <interface type="bridge">
-      <mac address="{mac}"/>
-      <source bridge="{bridge}"/>
-      <model type="e1000"/>
-    </interface>
-    <serial type="file">
-      <source path="{console}"/>
-      <target port="0"/>
-    </serial>
-  </devices>
-</domain>
-""")
+    source.write_text(
+        plain_domain_xml(
+            guest_name,
+            kernel=kernel,
+            initrd=initrd,
+            console=console,
+            bridge=bridge,
+            interface=f'\n      <mac address="{mac}"/>',
+        )
+    )
     xslt = work / "interface.xsl"
     xslt.write_text(
         interface_xslt(

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from tests.pulumi.libvirtd import Libvirtd, available, private_libvirtd
-from tests.pulumi.test_enforcement import VM_FILES
+from tests.pulumi.tiny_vm import VM_FILES
 from tests.traffic.job import Job
 from tests.traffic.vm import DEVICE, DOMAIN, FRAME, Vm, boot, tear_down
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.pulumi.libvirtd import Libvirtd
-from tests.pulumi.test_enforcement import VM_FILES, _initramfs
+from tests.pulumi.tiny_vm import VM_FILES, initramfs, plain_domain_xml
 
 DOMAIN = "traffic-vps"
 DEVICE = "vft-guest"  # the interface's target on the host (never vnet*, which libvirt renames)
@@ -67,31 +67,6 @@ s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 for _ in range(int(sys.argv[2])):
     s.sendto(bytes(int(sys.argv[3])), (sys.argv[1], 9)); time.sleep(0.002)
 """
-
-DOMAIN_XML = """<domain type="qemu">
-  <name>{name}</name>
-  <memory unit="MiB">192</memory>
-  <vcpu>1</vcpu>
-  <os>
-    <type arch="x86_64" machine="pc">hvm</type>
-    <kernel>{kernel}</kernel>
-    <initrd>{initrd}</initrd>
-    <cmdline>console=ttyS0 panic=-1 quiet</cmdline>
-  </os>
-  <devices>
-    <interface type="bridge">
-      <source bridge="{bridge}"/>
-      <target dev="{device}"/>
-      <model type="e1000"/>
-    </interface>
-    <serial type="file">
-      <source path="{console}" append="on"/>
-      <target port="0"/>
-    </serial>
-  </devices>
-</domain>
-"""
-
 
 @dataclass
 class Vm:
@@ -152,7 +127,7 @@ def boot(daemon: Libvirtd, work: Path) -> Vm:
     ns("ip", "link", "set", "lo", "up")
     peer_mac = json.loads(ns("ip", "-j", "link", "show", BRIDGE))[0]["address"]
     # test_enforcement's init: its probes to these addresses are a few small packets a second.
-    initrd = _initramfs(
+    initrd = initramfs(
         work,
         {
             "ip": GUEST_IP,
@@ -166,13 +141,13 @@ def boot(daemon: Libvirtd, work: Path) -> Vm:
     console = work / "console.log"
     conn = libvirt.open(daemon.uri)
     domain = conn.defineXML(
-        DOMAIN_XML.format(
-            name=DOMAIN,
+        plain_domain_xml(
+            DOMAIN,
             kernel=VM_FILES / "vmlinuz",
             initrd=initrd,
-            bridge=BRIDGE,
-            device=DEVICE,
             console=console,
+            bridge=BRIDGE,
+            interface=f'\n      <target dev="{DEVICE}"/>',
         )
     )
     vm = Vm(daemon=daemon, conn=conn, domain=domain, console=console)
