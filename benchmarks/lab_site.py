@@ -23,6 +23,10 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "pulumi"))
+
+from vpsfleet_infra import nocloud  # noqa: E402
+
 BIN = REPO / ".venv" / "bin"
 NETNS = "vpsfleet-bench"
 NETWORK = "vpsfleet-bench"
@@ -53,7 +57,9 @@ def bench_lab() -> None:
     timed("make lab, already up", "bash", "scripts/lab.sh")
 
 
-def up(count: int, image: str, key: Path) -> list[tuple[str, str]]:
+def up(count: int, image: str, key: Path, work: Path) -> list[tuple[str, str]]:
+    """The guests, each booted with a NoCloud seed that gives root the benchmark's key (cloud-init
+    does it at first boot, as on a VPS: nothing is put into a container by hand)."""
     if not Path(f"/run/netns/{NETNS}").exists():
         sh("ip", "netns", "add", NETNS)
         sh("ip", "-n", NETNS, "link", "set", "lo", "up")
@@ -73,7 +79,12 @@ def up(count: int, image: str, key: Path) -> list[tuple[str, str]]:
             ns=True,  # podman checks the subnet against the routes of its own namespace
         )
     guests = [(f"bench-{i:02d}", f"192.0.2.{10 + i}") for i in range(1, count + 1)]
+    pub = key.with_suffix(".pub").read_text().strip()
     for name, ipv4 in guests:
+        seed = work / "seeds" / name
+        nocloud.write_seed(
+            seed, nocloud.root_keys_user_data(name, [pub]), nocloud.meta_data(name), nocloud.NETWORK_DISABLED
+        )
         sh(
             "podman",
             "run",
@@ -91,27 +102,32 @@ def up(count: int, image: str, key: Path) -> list[tuple[str, str]]:
             "--systemd=always",
             "--cap-add",
             "NET_ADMIN",
+            "--volume",
+            f"{seed}:/var/lib/cloud/seed/nocloud:ro",
             image,
             "/sbin/init",
             ns=True,
         )
-    for name, _ in guests:
-        sh("podman", "exec", name, "systemctl", "is-system-running", "--wait", check=False)
-        subprocess.run(
-            [
-                "podman",
-                "exec",
-                "-i",
-                name,
-                "sh",
-                "-c",
-                "install -d -m 700 /root/.ssh && cat > /root/.ssh/authorized_keys",
-            ],
-            input=key.with_suffix(".pub").read_text(),
-            text=True,
-            check=True,
-        )
+    for _, ipv4 in guests:
+        reachable(ipv4, key)
     return guests
+
+
+def reachable(ipv4: str, key: Path, seconds: float = 180) -> None:
+    """Waits until root's SSH opens with the key cloud-init installed, and cloud-init is done."""
+    deadline = time.monotonic() + seconds
+    while True:
+        probe = sh(
+            "ssh", "-i", str(key), "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no",
+            "-o", "UserKnownHostsFile=/dev/null", "-o", "ConnectTimeout=5", f"root@{ipv4}",
+            "cloud-init status --wait >/dev/null; true",
+            ns=True, check=False,
+        )  # fmt: skip
+        if probe.returncode == 0:
+            return
+        if time.monotonic() > deadline:
+            sys.exit(f"{ipv4}: SSH with the seeded key still refused after {seconds:.0f} s: {probe.stderr}")
+        time.sleep(2)
 
 
 def down() -> None:
@@ -203,7 +219,7 @@ def bench_site(count: int, image: str, profile: bool) -> None:
         sh("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key))
         down()
         try:
-            guests = up(count, image, key)
+            guests = up(count, image, key, work)
             inv = work / "inventory.json"
             inv.write_text(json.dumps(inventory(guests, key)))
             for run in (1, 2):

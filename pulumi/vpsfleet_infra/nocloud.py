@@ -38,12 +38,17 @@ def provider_user_data(fleet: Fleet, hostname: str) -> str:
     """A machine the provider administers: the operators' keys on root, no password at all.
     Dedicated servers get this until their delivery (M12), when handover.yml gives root to the
     customer's keys and removes every provider key (M13)."""
+    return root_keys_user_data(hostname, operator_keys(fleet))
+
+
+def root_keys_user_data(hostname: str, keys: Sequence[str]) -> str:
+    """The seed of a machine whose root opens with `keys` only (no password at all)."""
     config = {
         "hostname": hostname,
         "preserve_hostname": False,
         "disable_root": False,
         "ssh_pwauth": False,
-        "users": [{"name": "root", "ssh_authorized_keys": operator_keys(fleet)}],
+        "users": [{"name": "root", "ssh_authorized_keys": list(keys)}],
     }
     return "#cloud-config\n" + json.dumps(config, indent=2) + "\n"
 
