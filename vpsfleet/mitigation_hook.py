@@ -1,12 +1,13 @@
-"""FastNetMon's notify script (M28 detection): an attack on a guest's address opens a mitigation
-start as a fleet change, on a branch of a checkout of the fleet repository.
+"""FastNetMon's notify script (M28 detection): an attack on a guest's address, or on a dedicated
+server's behind its datacenter's edge router, opens a mitigation start as a fleet change, on a
+branch of a checkout of the fleet repository.
 
 FastNetMon (`notify_script_path` in fastnetmon.conf) runs the script with four arguments, the
 address, the direction (`incoming` / `outgoing`), the packets per second and the action (`ban`,
 `unban`, and in some versions `attack_details`), and writes the attack's details on its standard
 input for `ban` (`notify_script_pass_details`). It expects the script to read them all.
 
-Only an incoming `ban` acts: the guest that holds the address gets `vpsfleet mitigation start`
+Only an incoming `ban` acts: the machine that holds the address gets `vpsfleet mitigation start`
 with its Pro profile or the policy's default one, committed on a new branch `mitigation/...` with
 the attack summary, and optionally pushed for a merge request. `unban` is ignored: the minimum
 holds (M28) and the stop is an operator's edit. The details are the network's data, so they are
@@ -25,7 +26,7 @@ from pathlib import Path
 from vpsfleet.fleet import Fleet
 from vpsfleet.loader import FleetInvalid, check_fleet
 from vpsfleet.mitigation import MitigationRefused, Started, iso, start
-from vpsfleet.schema import Guest, GuestState
+from vpsfleet.schema import GuestState
 
 ACTIONS = ("ban", "unban", "attack_details")
 DIRECTIONS = ("incoming", "outgoing", "other")
@@ -96,16 +97,23 @@ def parse_notification(args: list[str], details: str) -> Notification:
     return Notification(address, direction, int(raw_pps), action, details)
 
 
-def guest_at(fleet: Fleet, address: ipaddress.IPv4Address) -> Guest:
-    """The live guest holding the address, or HookError saying what holds it, if anything."""
+def target_at(fleet: Fleet, address: ipaddress.IPv4Address) -> str:
+    """The name of the live guest, or of the live dedicated server behind an edge router (which
+    enforces its mitigation, M28 for 004), holding the address; HookError says why not."""
     for guest in fleet.guests:
         if guest.ipv4 == address and guest.state is not GuestState.TERMINATED:
-            return guest
+            return guest.name
     for server in fleet.dedicated_servers:
-        if server.ipv4 == address:
-            raise HookError(f"{address} is dedicated server {server.name}: the fleet has no "
-                            "mitigation for dedicated servers yet (the edge router, issue 16)")
-    raise HookError(f"{address} is no live guest's address in the fleet: nothing to mitigate")
+        if server.ipv4 != address or server.state is GuestState.TERMINATED:
+            continue
+        place = fleet.datacenter(server.datacenter)
+        if place is None or place.edge_router is None:
+            raise HookError(f"{address} is dedicated server {server.name}, whose datacenter "
+                            f"{server.datacenter} has no edge router: nothing there can mitigate "
+                            "it (docs/edge-router.md)")
+        return server.name
+    raise HookError(f"{address} is no live guest's or dedicated server's address in the fleet: "
+                    "nothing to mitigate")
 
 
 # --- git ---------------------------------------------------------------------------------------
@@ -161,21 +169,20 @@ def open_change(repo: Path, fleet_file: Path, notification: Notification, *, now
     fleet, problems = check_fleet(fleet_file, today=now.date())
     if problems or fleet is None:
         raise FleetInvalid(fleet_file, problems)
-    guest = guest_at(fleet, notification.address)
+    name = target_at(fleet, notification.address)
     if _git(repo, "status", "--porcelain"):
         raise HookError(f"the checkout {repo} has uncommitted changes: the hook only works on "
                         "a clean checkout")
     base = _git(repo, "rev-parse", "--abbrev-ref", "HEAD")
-    pending = _git(repo, "branch", "--list", f"{BRANCH_PREFIX}{guest.name}-*", "--no-merged",
-                   "HEAD")
+    pending = _git(repo, "branch", "--list", f"{BRANCH_PREFIX}{name}-*", "--no-merged", "HEAD")
     if pending:
         names = ", ".join(line.strip(" *+") for line in pending.splitlines())
-        raise MitigationRefused(f"guest {guest.name}: a mitigation change is already open "
+        raise MitigationRefused(f"{name}: a mitigation change is already open "
                                 f"({names}), not merged yet")
-    branch = branch_name(guest.name, now)
+    branch = branch_name(name, now)
     _git(repo, "switch", "--quiet", "-c", branch)
     try:
-        started = start(fleet_file, guest.name, profile=None, reason=notification.summary(),
+        started = start(fleet_file, name, profile=None, reason=notification.summary(),
                         now=now)
         _git(repo, "add", "--", str(fleet_file.resolve()))
         _git(repo, *_identity(repo), "commit", "--quiet", "-m",

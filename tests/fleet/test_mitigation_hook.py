@@ -138,14 +138,43 @@ def test_an_unknown_address_is_refused_and_changes_nothing(
     text = RECORDED.read_text().replace("198.51.100.11", "198.51.100.99")
     assert hook(checkout, monkeypatch, ["198.51.100.99", *BAN[1:]], text) == 1
     err = capsys.readouterr().err
-    assert "198.51.100.99 is no live guest's address in the fleet" in err
+    assert "198.51.100.99 is no live guest's or dedicated server's address in the fleet" in err
     assert "nothing was changed" in err
     assert git(checkout, "branch", "--list") == "* main"
     assert git(checkout, "status", "--porcelain") == ""
-    # A dedicated server's address is named, and left alone too.
+    # A dedicated server's address is named, and left alone too when nothing can mitigate it.
     assert hook(checkout, monkeypatch, ["198.51.100.20", *BAN[1:]], text) == 1
-    assert "198.51.100.20 is dedicated server dedi1" in capsys.readouterr().err
+    assert ("198.51.100.20 is dedicated server dedi1, whose datacenter dc-a has no edge router"
+            in capsys.readouterr().err)
     assert git(checkout, "branch", "--list") == "* main"
+
+
+def test_a_dedicated_server_behind_an_edge_router_gets_the_start(
+        checkout: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """004 (M28): the datacenter's edge router mitigates a dedicated server; the hook opens its
+    start like a guest's, on the server's entry, with the offer's minimum (ITSGOW: 26 h)."""
+    fleet_file = checkout / FLEET_PATH
+    fleet_file.write_text(fleet_file.read_text().replace(
+        "    dns_resolvers: [198.51.100.2]\n",
+        "    dns_resolvers: [198.51.100.2]\n    edge_router: {name: edge-a, address: 198.51.100.2}\n",
+        1))
+    git(checkout, "commit", "-qam", "an edge router in dc-a")
+    text = RECORDED.read_text().replace("198.51.100.11", "198.51.100.20")
+    assert hook(checkout, monkeypatch, ["198.51.100.20", *BAN[1:]], text) == 0
+    branch = "mitigation/dedi1-20261201T100000Z"
+    assert f"committed on branch {branch}" in capsys.readouterr().out
+    assert git(checkout, "diff", "--name-only", "main", branch) == FLEET_PATH
+    data, problems = read_yaml(git(checkout, "show", f"{branch}:{FLEET_PATH}"))
+    assert problems == []
+    fleet, problems = parse(data, checkout / FLEET_PATH)
+    assert problems == [] and fleet is not None
+    server = next(s for s in fleet.dedicated_servers if s.name == "dedi1")
+    assert server.mitigation is not None and server.mitigation.profile == "web"
+    assert fleet_at(checkout, branch) == {}  # web2 untouched
+    message = git(checkout, "log", "-1", "--format=%B", branch)
+    assert message.startswith("mitigation start dedi1: FastNetMon: incoming udp_flood (udp) on 198.51.100.20")
+    assert "at least 26 h" in message
 
 
 def test_the_pro_customers_profile_is_the_one_the_hook_starts(
