@@ -1,10 +1,11 @@
-"""M17: a guest's connection records reach the monitor over TLS within a minute, into the folder
+"""M17: a guest's connection records reach the monitor over RELP and TLS within a minute, into the folder
 the fleet's name of the sender's address gives (never the name it claims); a monitor outage loses
 nothing; the daily job compresses past days and erases only past the retention; a guest leaving
 the fleet keeps its folder. The tests run in this order (the last one removes the guest)."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import subprocess
@@ -22,6 +23,7 @@ MONITOR = "connection_logs-monitor"
 GUEST = "connection_logs-guest"
 LOGS = "/var/log/vpsfleet/connection-logs"
 PORT = 6514
+CONF = "/etc/vpsfleet/connection-logs"
 
 
 def monitor():
@@ -71,20 +73,65 @@ def test_a_login_on_the_guest_is_on_the_monitor_within_a_minute(host):
     assert monitor().file(f"{LOGS}/{GUEST}").mode == 0o750
 
 
-def test_a_claimed_hostname_never_chooses_the_folder(host):
-    """Raw syslog lines whose HOSTNAME names another machine or climbs out of the folder, sent
-    over TLS straight to the receiver (as a hostile customer could): they land in the sender's
-    own folder, and nothing is written where the names point."""
-    markers = {name: f"forged-{uuid.uuid4().hex}" for name in (MONITOR, "../../../../tmp/evil")}
-    lines = "".join(
-        f"<38>Dec  3 12:00:00 {name} sshd[1]: Accepted password for root {marker}\\n"
-        for name, marker in markers.items()
+def relp_frames(messages: list[str]) -> bytes:
+    """A RELP session by hand: open, one `syslog` frame per message, close."""
+    frames = [("open", "relp_version=0\nrelp_software=vpsfleet-test\ncommands=syslog")]
+    frames += [("syslog", message) for message in messages] + [("close", "")]
+    out = b""
+    for txnr, (command, data) in enumerate(frames, start=1):
+        raw = data.encode()
+        out += f"{txnr} {command} {len(raw)}".encode() + (b" " + raw if raw else b"") + b"\n"
+    return out
+
+
+def guest_connections(peer: str) -> list[str]:
+    """The monitor's established connections on the receiver's port from `peer` (`ss -tn`)."""
+    out = monitor().check_output("ss -tnH state established '( sport = :%s )'", str(PORT))
+    return [line for line in out.splitlines() if f" {peer}:" in f" {line.split()[-1]}"]
+
+
+def test_a_burst_of_auth_lines_goes_over_one_connection(host):
+    """RELP acknowledges each line: the guest keeps one connection to the monitor for a burst
+    (no TLS handshake per line, as `rebindInterval=1` over plain TCP syslog did) and every line
+    arrives."""
+    run = uuid.uuid4().hex
+    host.check_output("logger -p authpriv.info -t sshd %s", f"warm-up {run}")
+    assert wait_until(lambda: bool(files_holding(f"warm-up {run}")), 60)
+    [before] = guest_connections(address(host))
+    count = 200
+    host.check_output(
+        "bash -c %s",
+        f"for i in $(seq 0 {count - 1}); do logger -p authpriv.info -t sshd burst-{run}-$i; done",
     )
-    ca = f"/etc/vpsfleet/connection-logs/{MONITOR}.crt"
+    got: set[str] = set()
+
+    def all_arrived() -> bool:
+        out = monitor().run("grep -rhoE -- %s %s", f"burst-{run}-[0-9]+", LOGS).stdout
+        got.update(out.split())
+        return len(got) >= count
+
+    assert wait_until(all_arrived, 120), f"{len(got)} of {count} arrived"
+    assert got == {f"burst-{run}-{i}" for i in range(count)}
+    # the same one connection (same ports) before and after the burst
+    assert guest_connections(address(host)) == [before]
+
+
+def test_a_claimed_hostname_never_chooses_the_folder(host):
+    """Syslog messages whose HOSTNAME names another machine or climbs out of the folder, sent
+    over RELP and TLS straight to the receiver with the guest's own certificate (as a hostile
+    customer with root on it could): they land in the sender's own folder, and nothing is
+    written where the names point."""
+    markers = {name: f"forged-{uuid.uuid4().hex}" for name in (MONITOR, "../../../../tmp/evil")}
+    session = relp_frames([
+        f"<38>Dec  3 12:00:00 {name} sshd[1]: Accepted password for root {marker}"
+        for name, marker in markers.items()
+    ])
     host.run(
         "bash -c %s",
-        f"(printf '{lines}'; sleep 2) | timeout 8 openssl s_client -quiet -verify_return_error "
-        f"-CAfile {ca} -connect {address(monitor())}:{PORT}",
+        f"(echo {base64.b64encode(session).decode()} | base64 -d; sleep 2) | timeout 8 "
+        f"openssl s_client -quiet -verify_return_error -CAfile {CONF}/{MONITOR}.crt "
+        f"-cert {CONF}/{MONITOR}-client.crt -key {CONF}/client.key "
+        f"-connect {address(monitor())}:{PORT}",
     )
     for marker in markers.values():
         assert wait_until(lambda m=marker: bool(files_holding(m)), 30), marker
@@ -144,7 +191,8 @@ def test_the_daily_job_compresses_past_days_and_erases_only_past_the_retention()
 def test_the_receiver_is_open_to_the_fleets_machines_only(host):
     table = monitor().check_output("nft list table inet vpsfleet_connection_logs")
     assert address(host) in table and f"tcp dport {PORT} drop" in table
-    assert monitor().file("/etc/vpsfleet/connection-logs/server.key").mode == 0o600
+    assert monitor().file(f"{CONF}/server.key").mode == 0o600
+    assert monitor().file(f"{CONF}/clients-ca.key").mode == 0o600
 
 
 def test_a_guest_that_leaves_the_fleet_keeps_its_folder(host):
