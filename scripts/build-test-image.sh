@@ -25,7 +25,7 @@ packages=(
   python3 python3-apt sudo openssh-server openssh-client
   iproute2 iputils-ping ca-certificates openssl procps less curl
   locales tzdata systemd-timesyncd
-  rsyslog rsyslog-gnutls rsyslog-relp logrotate
+  rsyslog rsyslog-relp logrotate
   postfix libsasl2-modules bsd-mailx
   prometheus-node-exporter nftables
   python3-aiosmtpd python3-prometheus-client
