@@ -219,7 +219,7 @@ for machine in "${edge_routers[@]}"; do
   echo "  $name ($ipv4): the edge ruleset (vpsfleet edge render), its dedicated servers, IPv4 forwarding"
   lab_ssh "$ipv4" 'systemctl is-active vpsfleet-edge-firewall.service | sed "s/^/vpsfleet-edge-firewall: /";
     sysctl net.ipv4.ip_forward; nft list map inet vpsfleet_edge inbound | grep elements;
-    nft list set inet vpsfleet_edge management | grep elements' | sed 's/^ */    /'
+    nft list set inet vpsfleet_edge management | grep elements' | sed 's/^[[:space:]]*/    /'
 done
 
 step "the managed guests' nightly security upgrade, run now (M14): what was patched, where the notice is"
