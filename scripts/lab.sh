@@ -3,12 +3,16 @@
 #   1. validates the fleet file;  2. builds what is missing (podman set-up, the test image);
 #   3. makes the lab network: a network namespace of its own (nothing leaves it) holding one
 #      podman network per address pool in use, with the pool's gateway;
-#   4. starts one systemd container per guest, dedicated server, store and monitor at its fixed
-#      IPv4, and the mail sink at the address the fleet reserves for the relay; each boots with
+#   4. starts one systemd container per guest, dedicated server, store, monitor, hypervisor the
+#      fleet gives an address and edge router at its fixed IPv4 (the last two privileged: libvirtd,
+#      br_netfilter's sysctls, IPv4 forwarding; a hypervisor reads the base images the lab makes
+#      from a read-only folder), and the mail sink at the address the fleet reserves for the relay; each boots with
 #      the cloud-init seed the Pulumi program's own code renders (pulumi/vpsfleet_infra/nocloud.py),
 #      which gives root its keys as in production: no key is put in by hand;
 #   5. lab.yml (the sink, the lab's apt repository, demo data, then site.yml, then the managed
-#      guests' nightly security upgrade now) is applied over SSH through ansible-runner, then new
+#      guests' nightly security upgrade now) is applied over SSH through ansible-runner, the
+#      hypervisors and edge routers it configured are shown over SSH (libvirtd, the pool, the
+#      traffic timer; the edge ruleset's dedicated servers), then new
 #      unmanaged guests are handed over (playbooks/handover.yml: the provider is locked out);
 #   6. runs a backup of the managed guests and verifies it;  7. shows the monitor at work: its
 #      targets up, one outage (a guest's address black-holed in the lab's router for a moment)
@@ -27,6 +31,9 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 export VPSFLEET_ROOT="$root"
 export PATH="$root/.venv/bin:$PATH"
+# This checkout's package first, for every Python the lab starts (the vpsfleet command, Ansible's
+# inventory plugin): a worktree whose .venv links another checkout's would import that one's.
+export PYTHONPATH="$root${PYTHONPATH:+:$PYTHONPATH}"
 lab_dir="${VPSFLEET_LAB_DIR:-/var/lib/vpsfleet-lab}"
 netns=vpsfleet-lab
 sink_ipv4="${VPSFLEET_LAB_MAIL_SINK:-198.51.100.3}"  # reserved for the relay in the lab fleet
@@ -61,7 +68,7 @@ password_seed="$lab_dir/password-seed"  # the initial passwords' seed (a Pulumi 
 plan="$lab_dir/plan.sh"
 python -m vpsfleet.lab plan "$sink_ipv4" >"$plan"
 # What the plan assigns (declared here for the reader and for shellcheck).
-pools=() guests=() stores=() monitors=() sink_pool="" relay_host=""
+pools=() guests=() stores=() monitors=() hypervisors=() edge_routers=() images=() sink_pool="" relay_host=""
 # shellcheck disable=SC1090
 source "$plan"
 
@@ -112,6 +119,32 @@ for guest in "${guests[@]}" "${stores[@]}" "${monitors[@]}" "mailsink:$sink_ipv4
     echo "  lab-$name: created at $ipv4"
   fi
 done
+if ((${#hypervisors[@]})); then
+  # The guests' bridge filters need br_netfilter, whose sysctls exist in a container's network
+  # namespace only once this machine's kernel has the module (role hypervisor sets them).
+  [[ -e /proc/sys/net/bridge/bridge-nf-call-iptables ]] || modprobe br_netfilter
+  # The base images the hypervisors fetch into their pool (hypervisor_image_urls below): small
+  # empty qcow2 files of the lab's, not Debian's images (the lab has no way out). qemu-img comes
+  # from the test image: this machine's libvirt set-up has no qemu-utils.
+  mkdir -p "$lab_dir/images"
+  for name in "${images[@]}"; do
+    [[ -f "$lab_dir/images/$name.qcow2" ]] || podman run --rm --network none \
+      --volume "$lab_dir/images:/images" "$image" qemu-img create -q -f qcow2 "/images/$name.qcow2" 16M
+  done
+fi
+images_in_hypervisor=/srv/vpsfleet-lab-images
+for machine in "${hypervisors[@]}" "${edge_routers[@]}"; do
+  IFS=: read -r name ipv4 pool who kind <<<"$machine"
+  volume=()
+  [[ "$kind" == hypervisor ]] && volume=(--volume "$lab_dir/images:$images_in_hypervisor:ro")
+  if [[ "$(start_container "lab-$name" "$name" "$pool" "$ipv4" --privileged "${volume[@]}")" == new ]]; then
+    echo "  lab-$name: created at $ipv4 (privileged, $kind)"
+  fi
+done
+image_urls=""
+for name in "${images[@]}"; do
+  image_urls+="$name: \"file://$images_in_hypervisor/$name.qcow2\", "
+done
 
 # What the lab adds to the fleet's inventory: the sink, and how the lab reaches its guests.
 cat >"$lab_dir/lab-hosts.yml" <<YAML
@@ -141,6 +174,10 @@ managed:
          suites: [bookworm-security], components: [main], trusted: true}
       - {name: "the lab's main archive (Debian)", uris: ["http://$sink_ipv4:8080/main"],
          suites: [bookworm], components: [main], trusted: true}
+hypervisors_reachable:
+  vars:
+    hypervisor_apt_update_cache: false  # the image carries the packages
+    hypervisor_image_urls: {${image_urls%, }}  # the lab's images above, never a download
 monitors:
   vars:
     # The lab's alert demo below waits for a ticket and its resolution: shorter delays than
@@ -162,6 +199,29 @@ run_playbook() {
 
 step "applying site.yml (ansible-runner, over SSH)"
 run_playbook lab.yml
+# lab_ssh IPV4 COMMAND: as the operators reach a provider's machine (their key, over the lab's network).
+lab_ssh() {
+  in_lab ssh -i "$key" -o UserKnownHostsFile="$lab_dir/ssh/known_hosts" "root@$1" "$2"
+}
+step "the hypervisors and edge routers site.yml configured, seen over SSH"
+for machine in "${hypervisors[@]}"; do
+  IFS=: read -r name ipv4 _ <<<"$machine"
+  echo "  $name ($ipv4): libvirtd, the traffic quota timer (M8), the guests' bridge, the pool and its base images"
+  # shellcheck disable=SC2016  # expanded on the hypervisor
+  lab_ssh "$ipv4" 'systemctl is-active libvirtd vpsfleet-traffic.timer | paste -sd" " | sed "s/^/active: /";
+    ip -br link show type bridge; virsh -q -c qemu:///system net-list --all | sed "s/^/net: /";
+    virsh -q -c qemu:///system pool-list --all --details | sed "s/^/pool:/";
+    for p in $(virsh -q -c qemu:///system pool-list --name); do virsh -q -c qemu:///system vol-list "$p" | sed "s/^/volume ($p):/"; done;
+    sysctl net.bridge.bridge-nf-call-iptables; nft list tables | paste -sd" "' | sed 's/^/    /'
+done
+for machine in "${edge_routers[@]}"; do
+  IFS=: read -r name ipv4 _ <<<"$machine"
+  echo "  $name ($ipv4): the edge ruleset (vpsfleet edge render), its dedicated servers, IPv4 forwarding"
+  lab_ssh "$ipv4" 'systemctl is-active vpsfleet-edge-firewall.service | sed "s/^/vpsfleet-edge-firewall: /";
+    sysctl net.ipv4.ip_forward; nft list map inet vpsfleet_edge inbound | grep elements;
+    nft list set inet vpsfleet_edge management | grep elements' | sed 's/^[[:space:]]*/    /'
+done
+
 step "the managed guests' nightly security upgrade, run now (M14): what was patched, where the notice is"
 python -m vpsfleet.lab_patching summary "$root/artifacts/upgrade-now"
 # After site.yml: the backup annex of an unmanaged guest reads its store's certificate. Every
@@ -177,8 +237,7 @@ python -m vpsfleet.lab verify-summary "$root/artifacts/verify-backups/summary.js
 for store in "${stores[@]}"; do
   IFS=: read -r name ipv4 _ <<<"$store"
   echo "  sets on $name:"
-  in_lab ssh -i "$key" -o UserKnownHostsFile="$lab_dir/ssh/known_hosts" "root@$ipv4" \
-    "find /srv/vpsfleet-backup -mindepth 3 -maxdepth 3 -type d -not -path '*/.vpsfleet/*' -printf '    %P\n'" | sort
+  lab_ssh "$ipv4" "find /srv/vpsfleet-backup -mindepth 3 -maxdepth 3 -type d -not -path '*/.vpsfleet/*' -printf '    %P\n'" | sort
 done
 
 step "the monitor: its targets, one alert fired and resolved as a ticket mail, the month's SLA report"
@@ -190,6 +249,14 @@ in_lab ssh -i "$key" -o UserKnownHostsFile="$lab_dir/ssh/known_hosts" -o ExitOnF
 demo=0
 in_lab python -m vpsfleet.lab_monitor demo inventories/lab/fleet.yml --prometheus http://127.0.0.1:19090 \
   --sink "$sink_ipv4" --ssh-key "$key" --known-hosts "$lab_dir/ssh/known_hosts" --out "$lab_dir/sla" || demo=$?
+if ((${#hypervisors[@]})); then
+  # The traffic quota job's figures (M8), from the hypervisors' node exporters (job hypervisor_node).
+  echo "  the hypervisors' traffic quota job in Prometheus:"
+  in_lab curl -sf --get --data-urlencode 'query={__name__=~"vpsfleet_traffic_.*",job="hypervisor_node"}' \
+    http://127.0.0.1:19090/api/v1/query |
+    jq -r '.data.result[] | "    \(.metric.host) \(.metric.__name__)\(if .metric.guest then "{guest=\(.metric.guest)}" else "" end) \(.value[1])"' |
+    sort | grep . || echo "    (no run of the job yet)"
+fi
 in_lab ssh -S "$tunnel" -O exit "root@$monitor_ipv4" 2>/dev/null || true
 ((demo == 0)) || exit "$demo"
 
@@ -203,11 +270,14 @@ in_lab python -m vpsfleet.lab_pipeline demo inventories/lab/fleet.yml --lab-dir 
 
 step "the lab"
 printf '%-12s %-16s %-18s %-9s %s\n' NAME IPV4 OFFER STATE "HOW TO REACH IT"
-for guest in "${guests[@]}" "${stores[@]}" "${monitors[@]}" "mailsink:$sink_ipv4:$sink_pool:provider:mail-sink"; do
+for guest in "${guests[@]}" "${stores[@]}" "${monitors[@]}" "${hypervisors[@]}" "${edge_routers[@]}" \
+  "mailsink:$sink_ipv4:$sink_pool:provider:mail-sink"; do
   IFS=: read -r name ipv4 pool who offer <<<"$guest"
   state="$(podman container inspect -f '{{.State.Status}}' "lab-$name" 2>/dev/null || echo absent)"
   case "$who:$offer" in
     *:backup-store) how="nsenter --net=/run/netns/$netns ssh -i $key root@$ipv4 ls /srv/vpsfleet-backup  (FTPS: customer id and its derived password)" ;;
+    *:hypervisor) how="nsenter --net=/run/netns/$netns ssh -i $key root@$ipv4 virsh -c qemu:///system pool-list  (libvirtd, the traffic job)" ;;
+    *:edge-router) how="nsenter --net=/run/netns/$netns ssh -i $key root@$ipv4 nft list table inet vpsfleet_edge" ;;
     *:monitor) how="nsenter --net=/run/netns/$netns ssh -L 9090:127.0.0.1:9090 -i $key root@$ipv4  (Prometheus on its loopback)" ;;
     *:mail-sink) how="podman exec lab-mailsink ls /var/mail/sink/new  ($(podman exec lab-mailsink sh -c 'ls /var/mail/sink/new | wc -l') mails); apt repository http://$sink_ipv4:8080/" ;;
     provider:*) how="nsenter --net=/run/netns/$netns ssh -i $key root@$ipv4" ;;

@@ -3,13 +3,15 @@
     python -m vpsfleet.lab plan SINK_IPV4 [--env lab]        # the lab plan, as shell assignments
     python -m vpsfleet.lab run-playbook ROOT LAB_DIR PLAYBOOK [LIMIT]   # through ansible-runner
     python -m vpsfleet.lab verify-summary SUMMARY_JSON        # one line per verified guest
-    python -m vpsfleet.lab start-container LAB_DIR IMAGE NAME HOSTNAME POOL IPV4   # prints "new"
+    python -m vpsfleet.lab start-container LAB_DIR IMAGE NAME HOSTNAME POOL IPV4 [--privileged]
+        [--volume SRC:DST:ro]...                              # prints "new"
 
 The plan is what lab.sh sources: the address pools in use (`NAME:NETWORK:GATEWAY`), then one
 `NAME:IPV4:POOL:WHO:KIND` word per machine, WHO being who is root (`customer` or `provider`) and
-KIND the guest's offer, `dedicated` (a dedicated server, among the guests), `backup-store` or
-`monitor`; then the mail sink's pool and the relay's
-name. Every machine's pool comes from the fleet file, so the lab never declares an address.
+KIND the guest's offer, `dedicated` (a dedicated server, among the guests), `backup-store`,
+`monitor`, `hypervisor` (a host the fleet gives an address) or `edge-router`; then the base
+images those hypervisors name, the mail sink's pool and the relay's name. Every machine's pool
+comes from the fleet file, so the lab never declares an address.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ class Machine:
     ipv4: ipaddress.IPv4Address
     pool: str
     who: str  # who is root: customer or provider
-    kind: str  # the guest's offer, backup-store or monitor
+    kind: str  # the guest's offer, backup-store, monitor, hypervisor or edge-router
 
     def word(self) -> str:
         return f"{self.name}:{self.ipv4}:{self.pool}:{self.who}:{self.kind}"
@@ -51,6 +53,9 @@ class LabPlan:
     guests: tuple[Machine, ...]
     stores: tuple[Machine, ...]
     monitors: tuple[Machine, ...]
+    hypervisors: tuple[Machine, ...]  # the hosts the site reaches (group hypervisors_reachable)
+    edge_routers: tuple[Machine, ...]
+    images: tuple[str, ...]  # the image names those hypervisors hold, each once
     sink_pool: str
     relay_host: str
 
@@ -67,6 +72,9 @@ class LabPlan:
                     array("guests", (m.word() for m in self.guests)),
                     array("stores", (m.word() for m in self.stores)),
                     array("monitors", (m.word() for m in self.monitors)),
+                    array("hypervisors", (m.word() for m in self.hypervisors)),
+                    array("edge_routers", (m.word() for m in self.edge_routers)),
+                    array("images", self.images),
                     f"sink_pool={self.sink_pool}",
                     f"relay_host={shlex.quote(self.relay_host)}",
                 ]
@@ -77,7 +85,8 @@ class LabPlan:
 
 def plan(fleet: Fleet, sink: ipaddress.IPv4Address) -> LabPlan:
     """The lab's pools and machines: every live guest and dedicated server with an address, every
-    backup store and monitor, and the mail sink, which must be a reserved address of a pool (the relay's)."""
+    backup store, monitor, hypervisor with an address and edge router, and the mail sink, which
+    must be a reserved address of a pool (the relay's)."""
     found = fleet.pool_of(sink)
     if found is None or sink not in found[1].reserved:
         raise LabError(f"the mail sink {sink} must be a reserved address of a lab pool (fleet.yml)")
@@ -107,28 +116,59 @@ def plan(fleet: Fleet, sink: ipaddress.IPv4Address) -> LabPlan:
         pool = pool_of(server.name, server.ipv4, "dedicated server")
         guests.append(Machine(server.name, server.ipv4, pool, who, "dedicated"))
 
-    def provider_machines(machines: Iterable[Any], kind: str) -> tuple[Machine, ...]:
-        """The provider's own machines (stores, monitors)."""
+    def provider_machines(
+        machines: Iterable[tuple[str, ipaddress.IPv4Address]], kind: str
+    ) -> tuple[Machine, ...]:
+        """The provider's own machines (stores, monitors, hypervisors, edge routers)."""
         return tuple(
-            Machine(m.name, m.address, pool_of(m.name, m.address, kind), "provider", kind) for m in machines
+            Machine(name, address, pool_of(name, address, kind), "provider", kind)
+            for name, address in machines
         )
 
-    stores = provider_machines(fleet.backup_stores, "backup-store")
-    monitors = provider_machines(fleet.monitors, "monitor")
+    stores = provider_machines(((s.name, s.address) for s in fleet.backup_stores), "backup-store")
+    monitors = provider_machines(((m.name, m.address) for m in fleet.monitors), "monitor")
+    # A host without an address is the machine the lab runs on (labhv1): no container.
+    hosts = [(h.name, h.ipv4) for h in fleet.hosts if h.ipv4 is not None]
+    hypervisors = provider_machines(hosts, "hypervisor")
+    routers = [dc.edge_router for dc in fleet.datacenters if dc.edge_router is not None]
+    edge_routers = provider_machines(((r.name, r.address) for r in routers), "edge-router")
+    images = tuple(dict.fromkeys(name for h in fleet.hosts if h.ipv4 is not None for name in h.images))
     return LabPlan(
         pools=tuple(pools.values()),
         guests=tuple(guests),
         stores=stores,
         monitors=monitors,
+        hypervisors=hypervisors,
+        edge_routers=edge_routers,
+        images=images,
         sink_pool=found[1].name,
         relay_host=fleet.provider.relay.host,
     )
 
 
-def container_command(lab_dir: Path, image: str, name: str, hostname: str, pool: str, ipv4: str) -> list[str]:
+# A privileged container's /sys is writable, where systemd-networkd would wait for a udev the
+# container lacks and leave every link pending: read-only, systemd knows it runs in a container
+# (as the hypervisor scenario's prepare.yml does after boot). Done before systemd starts.
+PRIVILEGED_INIT = ["/bin/sh", "-c", "mount -o remount,ro /sys && exec /sbin/init"]
+
+
+def container_command(
+    lab_dir: Path,
+    image: str,
+    name: str,
+    hostname: str,
+    pool: str,
+    ipv4: str,
+    privileged: bool = False,
+    volumes: Sequence[str] = (),
+) -> list[str]:
     """`podman run` of one machine of the lab: systemd, at its fixed address on its pool's
     network, with its seed folder where cloud-init reads a NoCloud seed (what a VPS's seed disk
-    is: cloud-init reads it at first boot). Run inside the lab's namespace."""
+    is: cloud-init reads it at first boot). Run inside the lab's namespace. `privileged`: a
+    hypervisor (libvirtd, br_netfilter's sysctls) or an edge router (IPv4 forwarding), whose
+    /proc/sys an ordinary container has read-only. `volumes`: extra podman --volume values."""
+    rights = ["--privileged"] if privileged else ["--cap-add", "NET_ADMIN", "--cap-add", "NET_RAW"]
+    extra = [arg for volume in volumes for arg in ("--volume", volume)]
     return [
         "podman",
         "run",
@@ -144,18 +184,25 @@ def container_command(lab_dir: Path, image: str, name: str, hostname: str, pool:
         "--ip",
         ipv4,
         "--systemd=always",
-        "--cap-add",
-        "NET_ADMIN",
-        "--cap-add",
-        "NET_RAW",
+        *rights,
         "--volume",
         f"{lab_dir}/seeds/{hostname}:/var/lib/cloud/seed/nocloud:ro",
+        *extra,
         image,
-        "/sbin/init",
+        *(PRIVILEGED_INIT if privileged else ["/sbin/init"]),
     ]
 
 
-def start_container(lab_dir: Path, image: str, name: str, hostname: str, pool: str, ipv4: str) -> str:
+def start_container(
+    lab_dir: Path,
+    image: str,
+    name: str,
+    hostname: str,
+    pool: str,
+    ipv4: str,
+    privileged: bool = False,
+    volumes: Sequence[str] = (),
+) -> str:
     """Creates the container when missing ("new"), starts it when stopped ("started"), else
     leaves it ("")."""
 
@@ -169,7 +216,7 @@ def start_container(lab_dir: Path, image: str, name: str, hostname: str, pool: s
     if podman("container", "exists", name).returncode != 0:
         must(
             subprocess.run(
-                container_command(lab_dir, image, name, hostname, pool, ipv4),
+                container_command(lab_dir, image, name, hostname, pool, ipv4, privileged, volumes),
                 capture_output=True,
                 text=True,
                 check=False,
@@ -262,6 +309,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = commands.add_parser("start-container", help="one machine's container, when missing or stopped")
     for name in ("lab_dir", "image", "name", "hostname", "pool", "ipv4"):
         p.add_argument(name, type=Path if name == "lab_dir" else str)
+    p.add_argument("--privileged", action="store_true", help="a hypervisor's or an edge router's")
+    p.add_argument("--volume", action="append", default=[], help="an extra podman --volume value")
     args = parser.parse_args(argv)
 
     if args.command == "plan":
@@ -278,7 +327,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_playbook(args.root, args.lab_dir, args.playbook, args.limit)
     if args.command == "start-container":
         try:
-            done = start_container(args.lab_dir, args.image, args.name, args.hostname, args.pool, args.ipv4)
+            done = start_container(
+                args.lab_dir, args.image, args.name, args.hostname, args.pool, args.ipv4,
+                args.privileged, args.volume,
+            )
         except LabError as error:
             print(error, file=sys.stderr)
             return 1

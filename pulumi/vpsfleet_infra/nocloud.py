@@ -1,7 +1,7 @@
 """NoCloud seeds for machines cloud-init configures outside libvirt. Today only `lab-seeds` writes
 them, for the lab's and the site scenario's containers; `provider_user_data` is the seed of a
-provider machine (store, monitor) or of a dedicated server until its delivery, whose installation
-is outside this repository.
+provider machine (store, monitor, hypervisor, edge router) or of a dedicated server until its
+delivery, whose installation is outside this repository.
 
 A guest's seed is the one the Pulumi program writes on its seed disk (`cloudinit.user_data`),
 so the lab boots its containers from the program's own code: cloud-init in the container reads
@@ -82,7 +82,8 @@ def with_lab_keys(fleet: Fleet, *, operator: str, handover: str, customer: str) 
 
 def lab_seeds(fleet: Fleet, out: Path, password_seed: str, provider_machines: Sequence[str]) -> list[str]:
     """One seed folder per live guest with an address, dedicated server with an address, store,
-    monitor and extra provider machine (the lab's mail sink). Returns the names written."""
+    monitor, hypervisor with an address, edge router and extra provider machine (the lab's mail
+    sink). Returns the names written."""
     written: list[str] = []
     for guest in fleet.live_guests():
         if guest.ipv4 is None:
@@ -93,6 +94,8 @@ def lab_seeds(fleet: Fleet, out: Path, password_seed: str, provider_machines: Se
         written.append(guest.name)
     names = [s.name for s in fleet.dedicated_servers if s.ipv4 is not None]
     names += [s.name for s in fleet.backup_stores] + [m.name for m in fleet.monitors]
+    names += [h.name for h in fleet.hosts if h.ipv4 is not None]  # labhv1 is the lab's machine
+    names += [dc.edge_router.name for dc in fleet.datacenters if dc.edge_router is not None]
     for name in [*names, *provider_machines]:
         write_seed(out / name, provider_user_data(fleet, name), meta_data(name), NETWORK_DISABLED)
         written.append(name)

@@ -49,9 +49,11 @@ def test_show_gives_host_capacity_guests_and_free_addresses() -> None:
     out = result.stdout
     assert "labhv1  lab-a  qemu  4       5/8 (62%)  5120/12288 (42%)  100/200 (50%)" in out
     assert "alpha-web  198.51.100.10  labhv1  lab-a  vps-m  managed" in out
-    # 254 host addresses - gateway - 2 reserved = 251 usable, 4 guests and two dedicated
-    # servers: 245 free.
-    assert "lab-public   lab-a  198.51.100.0/24  198.51.100.1  251     6     0            245" in out
+    # labhv2, the hypervisor the site reaches, hosts no guest
+    assert "labhv2  lab-a  qemu  0       0/8 (0%)" in out
+    # 254 host addresses - gateway - 3 reserved (resolver, relay, edge router) = 250 usable,
+    # 4 guests, two dedicated servers and labhv2: 243 free.
+    assert "lab-public   lab-a  198.51.100.0/24  198.51.100.1  250     7     0            243" in out
     # The lab's dedicated servers: one paid on 2026-12-01 and not yet delivered, one delivered
     # three days before it was due (M12).
     assert "bravo-dedi  198.51.100.4   lab-a  c-bravo   due 2026-12-08" in out
@@ -105,14 +107,14 @@ def test_validate_against_a_revision_refuses_a_datacenter_move(env_tree: Path) -
     git("add", ".")
     git("commit", "-qm", "base")
     fleet = env_tree / "inventories/lab/fleet.yml"
-    # A second host in lab-b and bravo-dev moved onto it with an lab-b address.
+    # A third host in lab-b and bravo-dev moved onto it with an lab-b address.
     text = fleet.read_text().replace("\nplans:", (
-        "\n  - name: labhv2\n    datacenter: lab-b\n    uri: qemu:///system\n"
+        "\n  - name: labhv3\n    datacenter: lab-b\n    uri: qemu:///system\n"
         "    domain_type: qemu\n    capacity: {vcpu: 2, ram_mb: 8192, disk_gb: 200}\n"
         "    overcommit: {cpu: 4.0, ram: 1.5}\n    bridge: br-lab\n"
         "    images: {debian-12: debian-12.qcow2}\n\nplans:"))
     text = text.replace("    host: labhv1\n    image: debian-12\n    ipv4: 198.51.100.13",
-                        "    host: labhv2\n    image: debian-12\n    ipv4: 203.0.113.13")
+                        "    host: labhv3\n    image: debian-12\n    ipv4: 203.0.113.13")
     fleet.write_text(text)
     assert run("validate", "lab", cwd=env_tree).returncode == 0
     result = run("validate", "lab", "--against", "HEAD", cwd=env_tree)

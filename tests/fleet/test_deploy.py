@@ -337,9 +337,7 @@ def test_cli_a_bad_revision_is_a_usage_error(repo: Path,
 
 # --- dedicated servers at the edge (004: M6, M7, M28) -------------------------------------------
 
-EDGE_ROUTER = ("    dns_resolvers: [198.51.100.2]\n",
-               "    dns_resolvers: [198.51.100.2]\n"
-               "    edge_router: {name: lab-edge-a, address: 198.51.100.2}\n")
+EDGE_ROUTER = "labedge1"  # lab-a's, in the lab fleet
 CUT_AND_BLOCK_DEDI = ("    delivered_on: 2026-11-06  # within the 7 days (M12)\n",
                       "    delivered_on: 2026-11-06\n    state: suspended\n"
                       "    suspended_on: 2026-11-23\n    smtp_blocks:\n"
@@ -348,8 +346,8 @@ CUT_AND_BLOCK_DEDI = ("    delivered_on: 2026-11-06  # within the 7 days (M12)\n
 
 
 def test_a_dedicated_servers_cut_and_block_go_to_its_edge_router(tmp_path: Path) -> None:
-    before = fleet_of(tmp_path, edited(EDGE_ROUTER), "before.yml")
-    after = fleet_of(tmp_path, edited(EDGE_ROUTER, CUT_AND_BLOCK_DEDI), "after.yml")
+    before = fleet_of(tmp_path, LAB, "before.yml")
+    after = fleet_of(tmp_path, edited(CUT_AND_BLOCK_DEDI), "after.yml")
     found = changes_between(before, after, now=NOW)
     assert [(c.machine, c.machine_kind, c.kind) for c in found] == [
         ("alpha-dedi", DEDICATED, Kind.GUEST_SUSPENDED),
@@ -357,7 +355,7 @@ def test_a_dedicated_servers_cut_and_block_go_to_its_edge_router(tmp_path: Path)
     plan = build_plan(before, after, found, source="lab", from_rev="A", to_rev="B")
     assert plan.pulumi is None  # no hypervisor in front of a dedicated server
     # the router alone: a delivered server is the customer's (no play touches it, M13)
-    assert [(r.playbook, r.limit) for r in plan.playbooks] == [("site.yml", ("lab-edge-a",))]
+    assert [(r.playbook, r.limit) for r in plan.playbooks] == [("site.yml", (EDGE_ROUTER,))]
     assert [(n.kind, n.machine, n.customer) for n in plan.notices] == [
         ("network_cut", "alpha-dedi", "c-alpha"), ("smtp_block", "alpha-dedi", "c-alpha")]
     # the revert lifts both, and the router is in the limit again

@@ -12,9 +12,19 @@ from .conftest import REPO, TODAY
 DOC_RANGES = [ipaddress.ip_network(n) for n in ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24")]
 
 
-def test_lab_has_one_host_managed_and_unmanaged_guests_a_database_and_an_offsite_store() -> None:
+def test_lab_has_two_hosts_managed_and_unmanaged_guests_a_database_and_an_offsite_store() -> None:
     fleet = load_fleet(REPO / "inventories/lab/fleet.yml", today=TODAY)
-    assert len(fleet.hosts) == 1 and fleet.hosts[0].uri == "qemu:///system"
+    assert [h.uri for h in fleet.hosts] == ["qemu:///system"] * 2
+    # The guests' host is the machine the lab runs on (no address: no play reaches it); the
+    # other is a container the site configures (hypervisors_reachable) and hosts no guest.
+    [here, reached] = fleet.hosts
+    assert here.ipv4 is None and reached.ipv4 is not None
+    assert {g.host for g in fleet.guests} == {here.name}
+    # lab-a's dedicated servers have an edge router (role edge_router), at a reserved address
+    # (the model claims no edge router's address: ipam must not give it to a guest).
+    [router] = [dc.edge_router for dc in fleet.datacenters if dc.edge_router is not None]
+    pool = fleet.pool_of(router.address)
+    assert pool is not None and router.address in pool[1].reserved
     assert 3 <= len(fleet.guests) <= 4
     kinds = {fleet.offer(g.offer).kind for g in fleet.guests}  # type: ignore[union-attr]
     assert {OfferKind.MANAGED_VPS, OfferKind.UNMANAGED_VPS} <= kinds

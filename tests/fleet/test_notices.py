@@ -293,10 +293,10 @@ def test_a_mitigation_notice_takes_the_offers_minimum(tmp_path: Path) -> None:
 
 def test_a_dedicated_servers_cut_and_block_are_noticed_with_its_facts(tmp_path: Path) -> None:
     """Kept at the edge router for a dedicated server (004: M6, M7): the same notices."""
-    from .test_deploy import CUT_AND_BLOCK_DEDI, EDGE_ROUTER, LAB, edited, fleet_of
+    from .test_deploy import CUT_AND_BLOCK_DEDI, LAB, edited, fleet_of
 
-    before = fleet_of(tmp_path, edited(EDGE_ROUTER, text=LAB), "before.yml")
-    after = fleet_of(tmp_path, edited(EDGE_ROUTER, CUT_AND_BLOCK_DEDI, text=LAB), "after.yml")
+    before = fleet_of(tmp_path, LAB, "before.yml")  # lab-a has an edge router
+    after = fleet_of(tmp_path, edited(CUT_AND_BLOCK_DEDI, text=LAB), "after.yml")
     plan = build_plan(before, after, changes_between(before, after, now=NOW), source="s",
                       from_rev="a", to_rev="b")
     texts = {n.kind: plain(render(n.kind, n.language, context(

@@ -42,6 +42,10 @@ def test_lab_seeds_are_the_programs_user_data(lab: Fleet, tmp_path: Path) -> Non
     guests = [g for g in lab.live_guests() if g.ipv4 is not None]
     servers = [s.name for s in lab.dedicated_servers if s.ipv4 is not None]
     provider = [s.name for s in lab.backup_stores] + [m.name for m in lab.monitors]
+    # the hypervisors the site reaches and the edge routers: provider machines too
+    provider += [h.name for h in lab.hosts if h.ipv4 is not None]
+    provider += [dc.edge_router.name for dc in lab.datacenters if dc.edge_router is not None]
+    assert "labhv1" not in provider and {"labhv2", "labedge1"} <= set(provider)
     assert written == [g.name for g in guests] + servers + provider + ["mailsink"]
     for guest in guests:
         seed = tmp_path / guest.name

@@ -57,6 +57,67 @@ def test_the_lab_plan_lists_every_live_guest_store_and_monitor(fleet: Fleet) -> 
     assert {m.who for m in plan.guests} == {"provider", "customer"}
 
 
+def test_the_plan_lists_the_reachable_hypervisors_the_edge_routers_and_their_images(fleet: Fleet) -> None:
+    plan = lab.plan(fleet, SINK)
+    # labhv1 has no address: it is the machine the lab runs on, not a container
+    assert [m.word() for m in plan.hypervisors] == [
+        f"{h.name}:{h.ipv4}:lab-public:provider:hypervisor" for h in fleet.hosts if h.ipv4 is not None
+    ]
+    assert [m.name for m in plan.hypervisors] == ["labhv2"]
+    routers = [dc.edge_router for dc in fleet.datacenters if dc.edge_router is not None]
+    assert [m.word() for m in plan.edge_routers] == [
+        f"{r.name}:{r.address}:lab-public:provider:edge-router" for r in routers
+    ]
+    assert [m.name for m in plan.edge_routers] == ["labedge1"]
+    assert plan.images == ("debian-12",)  # each image once, whatever the number of hosts
+    # none of them shares an address with another machine of the lab
+    words = plan.guests + plan.stores + plan.monitors + plan.hypervisors + plan.edge_routers
+    assert len({m.ipv4 for m in words}) == len(words)
+
+
+def test_without_reachable_hypervisor_nor_edge_router_the_plan_has_none(fleet: Fleet) -> None:
+    hosts = [h.model_copy(update={"ipv4": None}) for h in fleet.hosts]
+    datacenters = [dc.model_copy(update={"edge_router": None}) for dc in fleet.datacenters]
+    plan = lab.plan(dataclasses.replace(fleet, hosts=hosts, datacenters=datacenters), SINK)
+    assert (plan.hypervisors, plan.edge_routers, plan.images) == ((), (), ())
+    assert "hypervisors=()\nedge_routers=()\nimages=()\n" in plan.shell()
+
+
+def test_a_hypervisor_outside_every_pool_is_refused(fleet: Fleet) -> None:
+    hosts = [h.model_copy(update={"ipv4": ipaddress.IPv4Address("192.0.2.50")}) if h.ipv4 else h
+             for h in fleet.hosts]
+    with pytest.raises(lab.LabError, match=r"the hypervisor labhv2 \(192\.0\.2\.50\) is outside"):
+        lab.plan(dataclasses.replace(fleet, hosts=hosts), SINK)
+
+
+def test_a_privileged_container_mounts_sys_read_only_before_systemd(tmp_path: Path) -> None:
+    volume = f"{tmp_path}/images:/srv/vpsfleet-lab-images:ro"
+    command = lab.container_command(tmp_path, "localhost/img", "lab-labhv2", "labhv2", "lab-public",
+                                    "198.51.100.250", privileged=True, volumes=[volume])
+    assert "--privileged" in command and "--cap-add" not in command
+    assert command[command.index(volume) - 1] == "--volume"
+    assert f"{tmp_path}/seeds/labhv2:/var/lib/cloud/seed/nocloud:ro" in command
+    assert command[-4:] == ["localhost/img", "/bin/sh", "-c", "mount -o remount,ro /sys && exec /sbin/init"]
+    plain = lab.container_command(tmp_path, "localhost/img", "lab-x", "x", "lab-public", "198.51.100.5")
+    assert "--privileged" not in plain and plain[-2:] == ["localhost/img", "/sbin/init"]
+
+
+def test_start_container_passes_privileged_and_volumes(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    ran: list[list[str]] = []
+
+    def fake_run(args: list[str], **_: object) -> subprocess.CompletedProcess[str]:
+        ran.append(args)
+        missing = args[1:3] == ["container", "exists"]
+        return subprocess.CompletedProcess(args, 1 if missing else 0, "", "")
+
+    monkeypatch.setattr(subprocess, "run", fake_run)  # lab.py's module is this one
+    assert lab.main(["start-container", str(tmp_path), "img", "lab-labedge1", "labedge1", "lab-public",
+                     "198.51.100.254", "--privileged", "--volume", "/a:/b:ro"]) == 0
+    assert ran[-1] == lab.container_command(tmp_path, "img", "lab-labedge1", "labedge1", "lab-public",
+                                            "198.51.100.254", True, ["/a:/b:ro"])
+
+
 def test_the_plan_is_what_bash_sources(fleet: Fleet, tmp_path: Path) -> None:
     plan = lab.plan(fleet, SINK)
     script = tmp_path / "plan.sh"
@@ -66,7 +127,8 @@ def test_the_plan_is_what_bash_sources(fleet: Fleet, tmp_path: Path) -> None:
             "bash",
             "-c",
             'source "$1"; printf "%s\\n" "${#pools[@]}" "${pools[@]}" "${guests[@]}" "${stores[@]}" '
-            '"${monitors[@]}" "$sink_pool" "$relay_host"',
+            '"${monitors[@]}" "${hypervisors[@]}" "${edge_routers[@]}" "${images[@]}" '
+            '"$sink_pool" "$relay_host"',
             "plan",
             str(script),
         ],
@@ -77,7 +139,8 @@ def test_the_plan_is_what_bash_sources(fleet: Fleet, tmp_path: Path) -> None:
     assert out == [
         str(len(plan.pools)),
         *(f"{p.name}:{p.network}:{p.gateway}" for p in plan.pools),
-        *(m.word() for m in plan.guests + plan.stores + plan.monitors),
+        *(m.word() for m in plan.guests + plan.stores + plan.monitors + plan.hypervisors + plan.edge_routers),
+        *plan.images,
         plan.sink_pool,
         plan.relay_host,
     ]
