@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from vpsfleet.fleet import Fleet
+from vpsfleet.kernel_clock import seal_time_warp
 from vpsfleet.schema import Pool
 
 
@@ -213,6 +214,9 @@ def start_container(
         if done.returncode != 0:
             raise LabError(f"{' '.join(done.args)}: {done.stderr.strip()}")
 
+    if privileged:
+        # Its systemd-timedated could otherwise warp this machine's clock (vpsfleet.kernel_clock).
+        seal_time_warp()
     if podman("container", "exists", name).returncode != 0:
         must(
             subprocess.run(
