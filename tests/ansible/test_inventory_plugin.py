@@ -64,7 +64,8 @@ def test_lab_guests_are_grouped_by_offer_kind(inventory_of: Inventory) -> None:
     assert members(inv, "managed") == {"alpha-web", "alpha-app"}
     assert members(inv, "unmanaged") == {"bravo-vps", "bravo-dev"}
     assert members(inv, "guests") == {"alpha-web", "alpha-app", "bravo-vps", "bravo-dev"}
-    assert members(inv, "hypervisors") == {"labhv1"}
+    assert members(inv, "hypervisors") == {"labhv1", "labhv2"}
+    assert members(inv, "edge_routers") == {"labedge1"}
     assert members(inv, "backup_stores") == {"labstore1"}
     assert members(inv, "monitors") == {"labmon1"}
     assert members(inv, "dc_lab_b") == {"labstore1", "labmon1"}
@@ -258,8 +259,8 @@ def test_lab_monitor_watches_managed_exporters_and_pings_every_active_guest(
     }
     # Only monitors carry them.
     assert "vpsfleet_monitor_targets" not in hostvars(inventory_of("lab"), "alpha-web")
-    # The lab's hypervisor is the machine the lab runs on (no address): nothing to scrape.
-    assert targets["hosts"] == []
+    # labhv1 is the machine the lab runs on (no address): nothing to scrape; labhv2 is a container.
+    assert targets["hosts"] == [{"host": "labhv2", "datacenter": "lab-a", "address": "198.51.100.250"}]
 
 
 def test_monitors_scrape_every_hypervisor_with_an_address_for_the_traffic_job(
@@ -610,14 +611,15 @@ def test_the_documented_example_works_on_the_lab(tmp_path: Path) -> None:
     assert "due_2026_12_08" in inv["dedicated_by_due_date"]["children"]
 
 
-def test_lab_hypervisor_has_no_address_and_is_not_reachable(inventory_of: Inventory) -> None:
-    """The lab's hypervisor is the machine the lab runs on (no `ipv4`): in `hypervisors`, not in
+def test_lab_hypervisor_without_address_is_not_reachable(inventory_of: Inventory) -> None:
+    """labhv1 is the machine the lab runs on (no `ipv4`): in `hypervisors`, not in
     `hypervisors_reachable`, the group site.yml's hypervisor play targets, so that no play tries
-    to reach it by its name."""
+    to reach it by its name; labhv2, with an address, is."""
     inv = inventory_of("lab")
-    assert members(inv, "hypervisors") == {"labhv1"}
-    assert members(inv, "hypervisors_reachable") == set()
+    assert members(inv, "hypervisors") == {"labhv1", "labhv2"}
+    assert members(inv, "hypervisors_reachable") == {"labhv2"}
     assert "ansible_host" not in hostvars(inv, "labhv1")
+    assert hostvars(inv, "labhv2")["ansible_host"] == "198.51.100.250"
     result = run_inventory("--graph", "hypervisors")
     assert result.returncode == 0, result.stderr
     assert "@hypervisors_reachable:" in result.stdout
@@ -671,13 +673,13 @@ def test_an_edge_router_is_in_edge_routers_with_the_fleet_file(tmp_path: Path) -
     """A datacenter's edge router (004: M5-M7, M28): reached at its management address; role
     edge_router renders its ruleset from the very file the inventory read."""
     source = lab_variant(tmp_path, lambda text: text.replace(
-        "    dns_resolvers: [198.51.100.2]\n",
-        "    dns_resolvers: [198.51.100.2]\n    edge_router: {name: lab-edge-a, address: 198.51.100.2}\n"))
+        "      name: labedge1\n      address: 198.51.100.254\n",
+        "      name: lab-edge-a\n      address: 198.51.100.254\n"))
     inv = inventory_json(source)
     assert members(inv, "edge_routers") == {"lab-edge-a"}
     assert "lab-edge-a" in members(inv, "dc_lab_a")
     router = hostvars(inv, "lab-edge-a")
-    assert router["ansible_host"] == "198.51.100.2" and router["vpsfleet_datacenter"] == "lab-a"
+    assert router["ansible_host"] == "198.51.100.254" and router["vpsfleet_datacenter"] == "lab-a"
     assert router["vpsfleet_fleet_file"] == str((tmp_path / "fleet.yml").resolve())
 
 

@@ -12,13 +12,13 @@ from .pipeline import FleetRepo
 RESIZE_APP = ("    plan: vps-s\n    host: labhv1\n    image: debian-12\n    ipv4: 198.51.100.11",
               "    plan: vps-m\n    host: labhv1\n    image: debian-12\n    ipv4: 198.51.100.11")
 # M10: a second host, in lab-b, so that moving bravo-dev there is valid on its own.
-HOST_IN_LAB_B = ("hosts:\n", "hosts:\n  - name: labhv2\n    datacenter: lab-b\n"
+HOST_IN_LAB_B = ("hosts:\n", "hosts:\n  - name: labhv3\n    datacenter: lab-b\n"
                  "    uri: qemu:///system\n    domain_type: qemu\n"
                  "    capacity: {vcpu: 2, ram_mb: 8192, disk_gb: 200}\n"
                  "    overcommit: {cpu: 4.0, ram: 1.5}\n    bridge: br-lab\n"
                  "    images: {debian-12: debian-12-genericcloud-amd64.qcow2}\n")
 MOVE_DEV = ("    plan: vps-s\n    host: labhv1\n    image: debian-12\n    ipv4: 198.51.100.13",
-            "    plan: vps-s\n    host: labhv2\n    image: debian-12\n    ipv4: 203.0.113.13")
+            "    plan: vps-s\n    host: labhv3\n    image: debian-12\n    ipv4: 203.0.113.13")
 # M9: alpha-web from vps-m (disk_gb 40 in the lab fleet) to vps-s (disk_gb 20).
 SHRINK_WEB = ("    plan: vps-m\n    host: labhv1\n    image: debian-12\n    ipv4: 198.51.100.10",
               "    plan: vps-s\n    host: labhv1\n    image: debian-12\n    ipv4: 198.51.100.10")
