@@ -121,6 +121,13 @@ chroot "$root" systemctl disable prometheus.service prometheus-alertmanager.serv
 chroot "$root" systemctl disable libvirtd.service libvirtd.socket libvirtd-ro.socket \
   libvirtd-admin.socket virtlogd.socket virtlogd-admin.socket virtlockd.socket \
   virtlockd-admin.socket libvirt-guests.service >/dev/null 2>&1 || true
+# root's user manager (user@0) lingers. On this machine's cgroup v1, systemd inside a container
+# is never told that a unit's cgroup emptied, so stopping user@0 after root's last SSH session
+# waits out its whole 120 s timeout, and a new SSH session waits behind it in pam_systemd: that
+# stalled the lab's playbooks after every 2 min of idleness on a host (ControlPersist). A VM
+# stops it at once; lingering keeps the manager up, as after that stop and the next login.
+mkdir -p "$root/var/lib/systemd/linger"
+: >"$root/var/lib/systemd/linger/root"
 echo "en_US.UTF-8 UTF-8" >"$root/etc/locale.gen"
 chroot "$root" locale-gen >/dev/null
 chroot "$root" passwd -l root >/dev/null

@@ -498,27 +498,26 @@ class SshSink:
     key: Path
     known_hosts: Path
 
-    def ssh(self, command: str, binary: bool = False) -> bytes:
-        done = subprocess.run(
-            [
-                "ssh",
-                "-i",
-                str(self.key),
-                "-o",
-                "BatchMode=yes",
-                "-o",
-                "IdentitiesOnly=yes",
-                "-o",
-                f"UserKnownHostsFile={self.known_hosts}",
-                "-o",
-                "ConnectTimeout=10",
-                f"root@{self.address}",
-                command,
-            ],
-            capture_output=True,
-            timeout=60,
-            check=False,
-        )
+    def ssh(self, command: str, binary: bool = False, timeout: float = 60) -> bytes:
+        argv = [
+            "ssh",
+            "-i",
+            str(self.key),
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "IdentitiesOnly=yes",
+            "-o",
+            f"UserKnownHostsFile={self.known_hosts}",
+            "-o",
+            "ConnectTimeout=10",
+            f"root@{self.address}",
+            command,
+        ]
+        try:
+            done = subprocess.run(argv, capture_output=True, timeout=timeout, check=False)
+        except subprocess.TimeoutExpired as err:
+            raise DemoFailed(f"ssh {self.address} {command}: no answer in {timeout:g} s") from err
         if done.returncode != 0:
             raise DemoFailed(
                 f"ssh {self.address} {command}: "

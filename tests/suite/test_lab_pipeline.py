@@ -282,3 +282,18 @@ def test_the_demo_reads_the_sink_over_ssh_never_through_podman() -> None:
     source = (ROOT / "vpsfleet" / "lab_pipeline.py").read_text()
     assert "podman exec" not in source and '"exec"' not in source
     assert "authorized_keys" not in source  # the new guest's keys come from its seed
+
+
+def test_an_ssh_command_that_hangs_is_a_demo_failure_not_a_traceback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A sink that accepts the connection and never answers (a session stuck in its PAM stack)
+    stops the demo with what it waited for."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "ssh").write_text("#!/bin/sh\nexec sleep 30\n")
+    (bin_dir / "ssh").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    sink = lab_pipeline.SshSink("198.51.100.3", tmp_path / "key", tmp_path / "known_hosts")
+    with pytest.raises(DemoFailed, match=r"ssh 198\.51\.100\.3 cat /x: no answer in 0\.5 s"):
+        sink.ssh("cat /x", timeout=0.5)
