@@ -128,6 +128,11 @@ chroot "$root" systemctl disable libvirtd.service libvirtd.socket libvirtd-ro.so
 # stops it at once; lingering keeps the manager up, as after that stop and the next login.
 mkdir -p "$root/var/lib/systemd/linger"
 : >"$root/var/lib/systemd/linger/root"
+# The same lost notice makes a reboot or poweroff wait those 120 s for the lingering user@0 (a
+# guest that is told to reboot would still be shutting down two minutes later); a VM stops it in
+# well under a second, so 5 s is its stop timeout here.
+mkdir -p "$root/etc/systemd/system/user@0.service.d"
+printf '[Service]\nTimeoutStopSec=5s\n' >"$root/etc/systemd/system/user@0.service.d/90-vpsfleet-stop.conf"
 echo "en_US.UTF-8 UTF-8" >"$root/etc/locale.gen"
 chroot "$root" locale-gen >/dev/null
 chroot "$root" passwd -l root >/dev/null
