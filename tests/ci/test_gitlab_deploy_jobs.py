@@ -1,7 +1,8 @@
 """The GitLab pipeline's apply and nightly jobs, run by gitlab-ci-local in a shell, with a
 stand-in for the `vpsfleet` command that records how it is called (the real `deploy apply` needs
 Pulumi and the machines: its own tests and the lab scenario run it). What is checked here is the
-jobs' side: which revisions, the persisted state, the SSH key in an agent, the artifacts kept."""
+jobs' side: which revisions, the persisted state, the SSH key in an agent, the artifacts kept.
+M1: a merge to main is what changes production, through these jobs."""
 
 from __future__ import annotations
 
