@@ -4,8 +4,11 @@
 
 Each task's wall time runs from its start event to the next task's start (the last one to the
 recap), as ansible.posix.profile_tasks counts it; tasks are summed per role ("facts": Gathering
-Facts, "(play tasks)": tasks of the playbook itself). Prints figures; asserts nothing.
-Used for docs/benchmarks-lab.md (issue 15 part 3).
+Facts, "(play tasks)": tasks of the playbook itself). That reading holds for the linear strategy
+only: under strategy free the hosts' tasks interleave. The per-host figures hold for both: each
+host's run of a task from its runner_on_start to its result ("host-seconds"), and the module
+runs (a loop's items each count; a skipped task or item does not). Prints figures; asserts
+nothing. Used for docs/benchmarks-lab.md (issue 15 part 3).
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 TASK_STARTS = ("playbook_on_task_start", "playbook_on_handler_task_start")
+HOST_ENDS = ("runner_on_ok", "runner_on_failed", "runner_on_skipped", "runner_on_unreachable")
+ITEM_RUNS = ("runner_item_on_ok", "runner_item_on_failed")
 
 
 @dataclass(frozen=True)
@@ -30,10 +35,20 @@ class TaskTime:
 
 
 @dataclass(frozen=True)
+class HostWork:
+    """The hosts' own work, summed per role: strategy-independent."""
+
+    seconds: dict[str, float]  # host-seconds per role
+    module_runs: dict[str, int]  # module runs per role
+    per_host: dict[str, float]  # host-seconds per host
+
+
+@dataclass(frozen=True)
 class Profile:
     total: float
     tasks: tuple[TaskTime, ...]
     changed: dict[str, int]
+    work: HostWork
 
     def by_role(self) -> dict[str, float]:
         sums: dict[str, float] = defaultdict(float)
@@ -45,6 +60,40 @@ class Profile:
 
 def _when(event: dict[str, Any]) -> datetime:
     return datetime.fromisoformat(event["created"])
+
+
+def _role_of(data: dict[str, Any]) -> str:
+    if data.get("task") == "Gathering Facts":
+        return "facts"
+    return str(data.get("role") or "") or "(play tasks)"
+
+
+def host_work(events: list[dict[str, Any]]) -> HostWork:
+    """Each host's run of each task, from its start to its result, and the module runs."""
+    started: dict[tuple[str, str], dict[str, Any]] = {}
+    items: dict[tuple[str, str], int] = defaultdict(int)
+    seconds: dict[str, float] = defaultdict(float)
+    runs: dict[str, int] = defaultdict(int)
+    per_host: dict[str, float] = defaultdict(float)
+    for e in sorted(events, key=lambda e: int(e["counter"])):
+        data = e.get("event_data", {})
+        key = (str(data.get("host", "")), str(data.get("task_uuid", "")))
+        if e["event"] == "runner_on_start":
+            started[key] = e
+        elif e["event"] in ITEM_RUNS:
+            items[key] += 1
+        elif e["event"] in HOST_ENDS and key in started:
+            role = _role_of(data)
+            took = (_when(e) - _when(started.pop(key))).total_seconds()
+            seconds[role] += took
+            per_host[key[0]] += took
+            if e["event"] != "runner_on_skipped":
+                runs[role] += items.pop(key, 0) or 1
+    return HostWork(
+        dict(sorted(seconds.items(), key=lambda kv: -kv[1])),
+        dict(runs),
+        dict(sorted(per_host.items(), key=lambda kv: -kv[1])),
+    )
 
 
 def profile(events: list[dict[str, Any]]) -> Profile:
@@ -67,7 +116,7 @@ def profile(events: list[dict[str, Any]]) -> Profile:
     changed = (
         {str(h): int(n) for h, n in (stats[-1]["event_data"].get("changed") or {}).items()} if stats else {}
     )
-    return Profile(total, tasks, changed)
+    return Profile(total, tasks, changed, host_work(events))
 
 
 def read_events(artifact_dir: Path) -> list[dict[str, Any]]:
@@ -84,6 +133,12 @@ def main(argv: list[str] | None = None) -> int:
     p = profile(read_events(args.artifact_dir))
     print(f"playbook {p.total:.1f} s, {len(p.tasks)} task starts, changed {sum(p.changed.values())}")
     print("by role (s): " + ", ".join(f"{k} {v:.1f}" for k, v in p.by_role().items()))
+    w = p.work
+    print(f"hosts' own work: {sum(w.seconds.values()):.1f} host-seconds, "
+          f"{sum(w.module_runs.values())} module runs")
+    print("  by role (host-s/runs): " + ", ".join(
+        f"{k} {v:.1f}/{w.module_runs.get(k, 0)}" for k, v in w.seconds.items()))
+    print("  by host (host-s): " + ", ".join(f"{k} {v:.1f}" for k, v in w.per_host.items()))
     for t in sorted(p.tasks, key=lambda t: -t.seconds)[: args.top]:
         print(f"{t.seconds:7.2f}  {t.role + ' : ' if t.role else ''}{t.task}   [{t.play}]")
     return 0
