@@ -613,7 +613,7 @@ def test_the_documented_example_works_on_the_lab(tmp_path: Path) -> None:
 
 def test_lab_hypervisor_without_address_is_not_reachable(inventory_of: Inventory) -> None:
     """labhv1 is the machine the lab runs on (no `ipv4`): in `hypervisors`, not in
-    `hypervisors_reachable`, the group site.yml's hypervisor play targets, so that no play tries
+    `hypervisors_reachable`, the group site.yml applies role hypervisor to, so that no play tries
     to reach it by its name; labhv2, with an address, is."""
     inv = inventory_of("lab")
     assert members(inv, "hypervisors") == {"labhv1", "labhv2"}
