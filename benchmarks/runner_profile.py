@@ -123,6 +123,23 @@ def read_events(artifact_dir: Path) -> list[dict[str, Any]]:
     return [json.loads(f.read_text()) for f in (artifact_dir / "job_events").glob("*.json")]
 
 
+def report(p: Profile, top: int) -> list[str]:
+    """The profile as printed: totals, time by role, the hosts' own work, the longest tasks."""
+    w = p.work
+    lines = [
+        f"playbook {p.total:.1f} s, {len(p.tasks)} task starts, changed {sum(p.changed.values())}",
+        "by role (s): " + ", ".join(f"{k} {v:.1f}" for k, v in p.by_role().items()),
+        f"hosts' own work: {sum(w.seconds.values()):.1f} host-seconds, "
+        f"{sum(w.module_runs.values())} module runs",
+        "  by role (host-s/runs): "
+        + ", ".join(f"{k} {v:.1f}/{w.module_runs.get(k, 0)}" for k, v in w.seconds.items()),
+        "  by host (host-s): " + ", ".join(f"{k} {v:.1f}" for k, v in w.per_host.items()),
+    ]
+    for t in sorted(p.tasks, key=lambda t: -t.seconds)[:top]:
+        lines.append(f"{t.seconds:7.2f}  {t.role + ' : ' if t.role else ''}{t.task}   [{t.play}]")
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -130,17 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("artifact_dir", type=Path, help="one run's folder under the runner's artifacts/")
     parser.add_argument("--top", type=int, default=20, help="how many of the longest tasks to list")
     args = parser.parse_args(argv)
-    p = profile(read_events(args.artifact_dir))
-    print(f"playbook {p.total:.1f} s, {len(p.tasks)} task starts, changed {sum(p.changed.values())}")
-    print("by role (s): " + ", ".join(f"{k} {v:.1f}" for k, v in p.by_role().items()))
-    w = p.work
-    print(f"hosts' own work: {sum(w.seconds.values()):.1f} host-seconds, "
-          f"{sum(w.module_runs.values())} module runs")
-    print("  by role (host-s/runs): " + ", ".join(
-        f"{k} {v:.1f}/{w.module_runs.get(k, 0)}" for k, v in w.seconds.items()))
-    print("  by host (host-s): " + ", ".join(f"{k} {v:.1f}" for k, v in w.per_host.items()))
-    for t in sorted(p.tasks, key=lambda t: -t.seconds)[: args.top]:
-        print(f"{t.seconds:7.2f}  {t.role + ' : ' if t.role else ''}{t.task}   [{t.play}]")
+    print("\n".join(report(profile(read_events(args.artifact_dir)), args.top)))
     return 0
 
 
