@@ -20,9 +20,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmarks.runner_profile import profile, read_events, report
-
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # run as a file: benchmarks/ is a package of the checkout
+
+from benchmarks.runner_profile import profile, read_events, report  # noqa: E402
+
 LAB_DIR = Path("/var/lib/vpsfleet-lab")
 NETNS = "vpsfleet-lab"
 # podman's containers under the cgroupfs manager: one parent for all (cgroup v1, then v2).
