@@ -1,7 +1,8 @@
 """M17: a guest's connection records reach the monitor over RELP and TLS within a minute, into the folder
-the fleet's name of the sender's address gives (never the name it claims); a monitor outage loses
-nothing; the daily job compresses past days and erases only past the retention; a guest leaving
-the fleet keeps its folder. The tests run in this order (the last one removes the guest)."""
+the fleet's name of the sender's address gives (never the name it claims); every client pins the
+monitor's certificate, read once per run for all of them; a monitor outage loses nothing; the
+daily job compresses past days and erases only past the retention; a guest leaving the fleet
+keeps its folder. The tests run in this order (the last one removes the guest)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ testinfra_hosts = ["connection_logs-guest"]
 
 MONITOR = "connection_logs-monitor"
 GUEST = "connection_logs-guest"
+GUEST2 = "connection_logs-guest2"  # a second client: what is read once per run serves both
 LOGS = "/var/log/vpsfleet/connection-logs"
 PORT = 6514
 CONF = "/etc/vpsfleet/connection-logs"
@@ -71,6 +73,33 @@ def test_a_login_on_the_guest_is_on_the_monitor_within_a_minute(host):
     # the file and its folder are the provider's: root:adm, no one else reads them
     assert monitor().file(path).mode == 0o640
     assert monitor().file(f"{LOGS}/{GUEST}").mode == 0o750
+
+
+def test_every_client_pins_the_monitors_certificate_read_once_for_all():
+    """The role reads the monitor's certificate and clients' authority once per run for all the
+    play's clients (run_once): each client still pins the certificate the monitor presents, holds
+    one of its own for its inventory name signed by that authority, and ships into its folder."""
+    server_crt = monitor().file(f"{CONF}/server.crt").content_string
+    for name in (GUEST, GUEST2):
+        client = testinfra.get_host(f"podman://{name}")
+        assert client.file(f"{CONF}/{MONITOR}.crt").content_string == server_crt, name
+        own = client.file(f"{CONF}/{MONITOR}-client.crt").content_string
+        verified = monitor().run(
+            "printf '%%s' %s > /tmp/client-under-test.crt && openssl verify -CAfile %s "
+            "/tmp/client-under-test.crt && openssl x509 -noout -subject -in /tmp/client-under-test.crt",
+            own, f"{CONF}/clients-ca.crt",
+        )
+        assert verified.rc == 0 and ": OK" in verified.stdout, verified.stdout + verified.stderr
+        assert f"CN = {name}" in verified.stdout or f"CN={name}" in verified.stdout, verified.stdout
+        marker = f"login-{uuid.uuid4().hex}"
+        client.check_output(
+            "logger -p auth.info -t sshd %s",
+            f"Accepted publickey for molecule from 192.0.2.8 port 4243 ssh2: {marker}",
+        )
+        arrived = wait_until(lambda m=marker: bool(files_holding(m)), 60)
+        assert arrived, f"{name}: not on the monitor in a minute"
+        [path] = files_holding(marker)
+        assert path in todays_file(name)
 
 
 def relp_frames(messages: list[str]) -> bytes:
